@@ -1,0 +1,111 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+export type LogLine = Record<string, unknown> & { msg?: string, level?: number }
+
+export interface Exit {
+  code: number | null
+  signal: NodeJS.Signals | null
+  /** performance.now() at exit */
+  at: number
+}
+
+export interface Child {
+  proc: ChildProcess
+  /** Every JSON line the child printed on stdout, in order. */
+  logs: LogLine[]
+  /** Whatever it printed on stderr. */
+  stderr: () => string
+  /** Resolves with the first log line (past or future) that matches. */
+  waitForLog: (match: (line: LogLine) => boolean, timeoutMs?: number) => Promise<LogLine>
+  exited: Promise<Exit>
+  /** The port from Fastify's "Server listening at" line. */
+  port: Promise<number>
+  /** The PID to signal: the app's, also when it runs as PID 1 in its own namespace. */
+  signal: (sig: NodeJS.Signals) => void
+}
+
+export const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
+
+/**
+ * Starts `node <file> ...args`. With `pid1`, the app runs as PID 1 of a fresh PID namespace
+ * (`unshare --pid --fork`, root only), which applies the kernel's PID-1 signal rules as in a container:
+ * `unshare` itself forwards nothing, so signals are sent into the namespace with `kill` on the app's host PID.
+ */
+export function startChild (file: string, args: string[] = [], opts: { pid1?: boolean, env?: NodeJS.ProcessEnv } = {}): Child {
+  const cmd = opts.pid1 === true ? 'unshare' : process.execPath
+  // tap hands its TypeScript loader and coverage hooks to the test through execArgv: pass them on.
+  const node = [...process.execArgv, file, ...args]
+  const argv = opts.pid1 === true ? ['--pid', '--fork', '--kill-child', process.execPath, ...node] : node
+  const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } })
+  const logs: LogLine[] = []
+  let err = ''
+  const watchers = new Set<(line: LogLine) => void>()
+  createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', text => {
+    let line: LogLine
+    try {
+      line = JSON.parse(text) as LogLine
+    } catch {
+      line = { msg: text }
+    }
+    logs.push(line)
+    for (const w of watchers) w(line)
+  })
+  proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
+  const exited = new Promise<Exit>(resolve => {
+    proc.on('exit', (code, signal) => resolve({ code, signal, at: performance.now() }))
+  })
+
+  const waitForLog = (match: (line: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> => {
+    const seen = logs.find(match)
+    if (seen !== undefined) return Promise.resolve(seen)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        watchers.delete(watch)
+        reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${err}; logs:\n${logs.map(l => JSON.stringify(l)).join('\n')}`))
+      }, timeoutMs)
+      const watch = (line: LogLine): void => {
+        if (match(line)) {
+          clearTimeout(timer)
+          watchers.delete(watch)
+          resolve(line)
+        }
+      }
+      watchers.add(watch)
+      void exited.then(() => setTimeout(() => {
+        if (watchers.has(watch)) {
+          clearTimeout(timer)
+          watchers.delete(watch)
+          reject(new Error(`child exited before a matching log line; stderr: ${err}; logs:\n${logs.map(l => JSON.stringify(l)).join('\n')}`))
+        }
+      }, 50))
+    })
+  }
+
+  const port = waitForLog(l => typeof l.msg === 'string' && l.msg.startsWith('Server listening at'))
+    .then(l => Number(/:(\d+)$/.exec(String(l.msg))?.[1]))
+  port.catch(() => {}) // a test that never asks for the port must not see an unhandled rejection
+
+  // The app's own PID: for unshare, the host PID of its child (PID 1 inside the namespace).
+  let appPid: number | undefined
+  const signal = (sig: NodeJS.Signals): void => {
+    if (opts.pid1 !== true) {
+      proc.kill(sig)
+      return
+    }
+    appPid ??= childPidOf(proc.pid as number)
+    process.kill(appPid, sig)
+  }
+  return { proc, logs, stderr: () => err, waitForLog, exited, port, signal }
+}
+
+function childPidOf (pid: number): number {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)
+  const first = Number(children[0])
+  if (!Number.isInteger(first) || first <= 0) throw new Error(`unshare (pid ${pid}) has no child yet`)
+  return first
+}
+
+export const msg = (text: string) => (line: LogLine): boolean => line.msg === text
