@@ -1,0 +1,169 @@
+// What the doctor needs to know about a Dockerfile: the final stage's command, user, stop signal, base
+// image and packages, and whether dev dependencies reach the final image. Parsed with dockerfile-ast.
+import { dirname } from 'node:path'
+import { DockerfileParser, type Dockerfile, type Instruction } from 'dockerfile-ast'
+
+export interface Located {
+  value: string
+  /** 1-based. */
+  line: number
+}
+
+export interface Command {
+  keyword: 'CMD' | 'ENTRYPOINT'
+  line: number
+  /** The exec-form argv; undefined for the shell form (`CMD node app.js`). */
+  argv: string[] | undefined
+  text: string
+}
+
+export interface DockerfileFacts {
+  file: string
+  /** The folder the Dockerfile is in: where its scripts are looked up. */
+  dir: string
+  /** The FROM line of the final stage. */
+  finalLine: number
+  /** The image the final stage builds on, through stage aliases and ARG defaults (`node:22-slim`). */
+  baseImage: string
+  user: Located | undefined
+  entrypoint: Command | undefined
+  cmd: Command | undefined
+  stopSignal: Located | undefined
+  /** Packages the final stage installs with apt-get or apk. */
+  packages: Set<string>
+  /** Where dev dependencies enter the final image, if they do. */
+  devDependencies: Located | undefined
+}
+
+interface Stage {
+  name: string | undefined
+  image: string
+  /** Its own instructions and those of the stage it is built FROM, in order. */
+  chain: Instruction[]
+  line: number
+}
+
+export function parseDockerfile (text: string, file: string, absolute: string): DockerfileFacts {
+  const dockerfile = DockerfileParser.parse(text)
+  const stages: Stage[] = []
+  for (const instruction of dockerfile.getInstructions()) {
+    const keyword = instruction.getKeyword()
+    if (keyword === 'FROM') {
+      const line = instruction.getRange().start.line
+      const raw = expand(dockerfile, instruction.getArguments()[0]?.getValue() ?? 'scratch', line)
+      const name = (instruction as unknown as { getBuildStage(): string | null }).getBuildStage() ?? undefined
+      const parent = stages.findLast((stage) => stage.name !== undefined && stage.name === raw)
+      stages.push({ name, image: parent?.image ?? raw, chain: [...(parent?.chain ?? []), instruction], line: line + 1 })
+    } else if (stages.length > 0) {
+      (stages.at(-1) as Stage).chain.push(instruction)
+    }
+  }
+  const final = stages.at(-1) ?? { name: undefined, image: 'scratch', chain: [], line: 1 }
+  const lastOf = (keyword: string) => final.chain.findLast((i) => i.getKeyword() === keyword)
+  const user = lastOf('USER')
+  const stop = lastOf('STOPSIGNAL')
+  return {
+    file,
+    dir: dirname(absolute),
+    finalLine: final.line,
+    baseImage: final.image,
+    user: user && { value: user.getExpandedArguments()[0]?.getValue() ?? '', line: lineOf(user) },
+    entrypoint: command(lastOf('ENTRYPOINT'), 'ENTRYPOINT'),
+    cmd: command(lastOf('CMD'), 'CMD'),
+    stopSignal: stop && { value: stop.getArgumentsContent() ?? '', line: lineOf(stop) },
+    packages: installedPackages(final.chain),
+    devDependencies: devDependencies(final.chain, stages)
+  }
+}
+
+function lineOf (instruction: Instruction): number {
+  return instruction.getRange().start.line + 1
+}
+
+/** `${NODE_IMAGE}` and `$NODE_IMAGE` replaced by their ARG defaults. */
+function expand (dockerfile: Dockerfile, text: string, line: number): string {
+  return text.replace(/\$\{(\w+)(?::-([^}]*))?\}|\$(\w+)/g, (whole, braced?: string, fallback?: string, bare?: string) =>
+    dockerfile.resolveVariable((braced ?? bare) as string, line) || fallback || whole)
+}
+
+function command (instruction: Instruction | undefined, keyword: Command['keyword']): Command | undefined {
+  if (!instruction) return undefined
+  const text = instruction.getArgumentsContent() ?? ''
+  return { keyword, line: lineOf(instruction), argv: execForm(text), text }
+}
+
+/** Docker's rule: the exec form is a JSON array of strings; anything else runs under `/bin/sh -c`. */
+function execForm (text: string): string[] | undefined {
+  try {
+    const parsed: unknown = JSON.parse(text)
+    if (Array.isArray(parsed) && parsed.every((item) => typeof item === 'string')) return parsed
+  } catch {}
+  return undefined
+}
+
+/** The shell commands of RUN instructions, one per `&&`, `||`, `;` or `|`. */
+function runCommands (chain: Instruction[]): Array<{ words: string[], line: number }> {
+  return chain
+    .filter((i) => i.getKeyword() === 'RUN')
+    .flatMap((i) => (i.getArgumentsContent() ?? '').split(/&&|\|\||[;|\n]/).map((part) => ({
+      words: part.trim().split(/\s+/).filter(Boolean),
+      line: lineOf(i)
+    })))
+}
+
+function installedPackages (chain: Instruction[]): Set<string> {
+  const packages = new Set<string>()
+  for (const { words } of runCommands(chain)) {
+    const at = words.findIndex((word, i) => (word === 'install' && /^apt(-get)?$/.test(words[i - 1] ?? '')) || (word === 'add' && words[i - 1] === 'apk'))
+    if (at >= 0) for (const word of words.slice(at + 1)) if (!word.startsWith('-')) packages.add(word)
+  }
+  return packages
+}
+
+const PRODUCTION_FLAG = /^(--omit=dev|--production|--prod|-P|--only=prod(uction)?)$/
+
+/** The RUN line that installs dev dependencies into this chain and leaves them there, if any. */
+function devInstall (chain: Instruction[]): Located | undefined {
+  let production = false
+  let installed: Located | undefined
+  for (const instruction of chain) {
+    if (instruction.getKeyword() === 'ENV') {
+      const env = instruction as unknown as { getProperties(): Array<{ getName(): string, getValue(): string | null }> }
+      for (const property of env.getProperties()) {
+        if (property.getName() === 'NODE_ENV') production = property.getValue() === 'production'
+      }
+    }
+    if (instruction.getKeyword() !== 'RUN') continue
+    for (const { words, line } of runCommands([instruction])) {
+      const inline = words.includes('NODE_ENV=production')
+      const args = words.filter((word) => !/^\w+=/.test(word))
+      const [tool, sub] = args
+      const isInstall = (tool === 'npm' && /^(ci|install|i|add)$/.test(sub ?? '') && !args.includes('-g') && !args.includes('--global')) ||
+        (tool === 'yarn' && (sub === undefined || sub === 'install' || sub.startsWith('-'))) ||
+        (tool === 'pnpm' && /^(install|i)$/.test(sub ?? ''))
+      const isPrune = (tool === 'npm' || tool === 'pnpm') && sub === 'prune'
+      const omitsDev = production || inline || args.some((word, i) => PRODUCTION_FLAG.test(word) || (word === '--omit' && args[i + 1] === 'dev'))
+      if (isInstall) installed = omitsDev ? undefined : { value: args.join(' '), line }
+      else if (isPrune && omitsDev) installed = undefined
+    }
+  }
+  return installed
+}
+
+/** Where dev dependencies reach the final stage: installed in it, or copied from a stage that has them. */
+function devDependencies (chain: Instruction[], stages: Stage[]): Located | undefined {
+  const own = devInstall(chain)
+  if (own) return own
+  for (const instruction of chain) {
+    if (instruction.getKeyword() !== 'COPY') continue
+    const from = (instruction as unknown as { getFromFlag(): { getValue(): string | null } | null }).getFromFlag()?.getValue()
+    const source = stages.find((stage, i) => stage.name === from || String(i) === from)
+    if (!source) continue
+    const workdir = source.chain.findLast((i) => i.getKeyword() === 'WORKDIR')?.getArgumentsContent()?.replace(/\/$/, '')
+    const paths = instruction.getArguments().slice(0, -1).map((a) => a.getValue().replace(/\/$/, ''))
+    if (!paths.some((p) => p.includes('node_modules') || ['', '.', workdir].includes(p))) continue
+    const leaked = devInstall(source.chain)
+    if (leaked) return { value: `${leaked.value} (line ${leaked.line}), copied by COPY --from=${from}`, line: lineOf(instruction) }
+  }
+  return undefined
+}
