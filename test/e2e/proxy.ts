@@ -1,0 +1,102 @@
+// The data path of a Service plus ingress, reduced to what a rollout exercises: a reverse proxy that
+// spreads requests over the ready endpoints with keep-alive connections to each upstream (as ingress-nginx
+// does), and that learns endpoint changes only after a propagation delay, as kube-proxy and ingress
+// controllers learn EndpointSlice changes asynchronously. It never retries: a request that fails upstream
+// fails for the client (502), so the suite sees every failure a less forgiving ingress would show.
+import http from 'node:http'
+
+export interface Endpoint { name: string, port: number }
+
+export interface UpstreamStats { requests: number, errors: number }
+
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']
+
+export class Proxy {
+  /** Endpoints the proxy routes to now: what was published `propagationDelayMs` ago. */
+  private endpoints: readonly Endpoint[] = []
+  private next = 0
+  private readonly agents = new Map<string, http.Agent>()
+  private readonly timers = new Set<NodeJS.Timeout>()
+  private readonly server: http.Server
+  readonly stats = new Map<string, UpstreamStats>()
+  port = 0
+
+  constructor (readonly propagationDelayMs: number, private readonly onChange: (names: string[]) => void = () => {}) {
+    this.server = http.createServer((req, res) => this.forward(req, res))
+    // The client side keeps its connections; idle ones are closed on close().
+    this.server.keepAliveTimeout = 60_000
+  }
+
+  async listen (): Promise<number> {
+    await new Promise<void>(resolve => this.server.listen(0, '127.0.0.1', resolve))
+    const address = this.server.address()
+    if (address === null || typeof address === 'string') throw new Error('proxy has no port')
+    this.port = address.port
+    return this.port
+  }
+
+  /** The endpoints requests go to now. */
+  get routes (): string[] { return this.endpoints.map(e => e.name) }
+
+  /** What the control plane publishes; routing follows only after the propagation delay. */
+  publish (endpoints: readonly Endpoint[]): void {
+    const snapshot = [...endpoints]
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      this.endpoints = snapshot
+      this.onChange(snapshot.map(e => e.name))
+    }, this.propagationDelayMs)
+    this.timers.add(timer)
+  }
+
+  private agent (name: string): http.Agent {
+    let agent = this.agents.get(name)
+    if (agent === undefined) {
+      agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
+      this.agents.set(name, agent)
+    }
+    return agent
+  }
+
+  private forward (req: http.IncomingMessage, res: http.ServerResponse): void {
+    const eps = this.endpoints
+    if (eps.length === 0) {
+      res.writeHead(503, { 'x-proxy-error': 'no-endpoints' }).end('no ready endpoints')
+      return
+    }
+    const ep = eps[this.next++ % eps.length] as Endpoint
+    const stats = this.stats.get(ep.name) ?? { requests: 0, errors: 0 }
+    this.stats.set(ep.name, stats)
+    stats.requests++
+    const headers = { ...req.headers }
+    for (const h of HOP_BY_HOP) Reflect.deleteProperty(headers, h)
+    const upstream = http.request({
+      host: '127.0.0.1', port: ep.port, method: req.method, path: req.url, headers, agent: this.agent(ep.name), timeout: 30_000
+    })
+    upstream.on('response', ures => {
+      const out: http.OutgoingHttpHeaders = { ...ures.headers, 'x-upstream': ep.name }
+      for (const h of HOP_BY_HOP) Reflect.deleteProperty(out, h)
+      res.writeHead(ures.statusCode ?? 502, out)
+      ures.pipe(res)
+      ures.on('aborted', () => res.destroy())
+    })
+    upstream.on('timeout', () => upstream.destroy(new Error('upstream timeout')))
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      stats.errors++
+      if (!res.headersSent) {
+        res.writeHead(502, { 'x-upstream': ep.name, 'x-proxy-error': err.code ?? 'error' }).end(`upstream ${ep.name}: ${err.code ?? err.message}`)
+      } else {
+        res.destroy(err)
+      }
+    })
+    req.pipe(upstream)
+  }
+
+  async close (): Promise<void> {
+    for (const t of this.timers) clearTimeout(t)
+    this.timers.clear()
+    for (const a of this.agents.values()) a.destroy()
+    this.server.closeAllConnections()
+    await new Promise(resolve => this.server.close(resolve))
+  }
+}

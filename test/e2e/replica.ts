@@ -1,0 +1,215 @@
+// One replica of the service, as a container of the image or as a local process, behind one interface so
+// the driver (and the benchmarks) can run the same rollout either way.
+//
+// Containers use the host's network namespace and listen on 127.0.0.1 with a port of their own: every
+// connection stays on loopback (no traffic to the Docker bridge) and there is no docker-proxy in the
+// path, so a refused or reset connection is seen as such. Node still runs as PID 1 of the container's
+// PID namespace, which is what the signal behaviour depends on.
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { constants } from 'node:os'
+import { createInterface } from 'node:readline'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import type { PreStop, Security } from './manifest.js'
+
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url))
+export const DOCKER = process.env.DOCKER ?? (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker')
+
+export type LogLine = Record<string, unknown> & { msg?: string }
+
+export interface ReplicaExit {
+  /** The exit status as a container runtime reports it: 128 + signal number when a signal ended it. */
+  code: number
+  /** performance.now() when the exit was observed. */
+  at: number
+}
+
+export interface HookResult { ok: boolean, detail: string }
+
+export interface Replica {
+  readonly name: string
+  /** The port it listens on, on 127.0.0.1. */
+  readonly port: number
+  readonly exited: Promise<ReplicaExit>
+  /** Runs a preStop hook the way the kubelet would; resolves when the hook has returned. */
+  preStop: (hook: PreStop) => Promise<HookResult>
+  signal: (sig: 'SIGTERM' | 'SIGKILL') => Promise<void>
+  /** Every line it printed on stdout, parsed as JSON where possible. */
+  logs: () => Promise<LogLine[]>
+  /** Kills it if still running and frees what it holds (the container). */
+  remove: () => Promise<void>
+}
+
+export interface Runtime {
+  readonly kind: 'container' | 'process'
+  start: (name: string, env: Record<string, string>) => Promise<Replica>
+}
+
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  await new Promise(resolve => server.close(resolve))
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return address.port
+}
+
+export function run (cmd: string, args: string[], timeoutMs = 120_000): Promise<{ code: number, stdout: string, stderr: string }> {
+  return new Promise(resolve => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
+      resolve({ code, stdout, stderr: stderr + (err !== null && typeof err.code !== 'number' ? String(err.message) : '') })
+    })
+  })
+}
+
+const parseLines = (text: string): LogLine[] => text.split('\n').filter(l => l.trim() !== '').map(l => {
+  try {
+    const v = JSON.parse(l) as unknown
+    return typeof v === 'object' && v !== null ? v as LogLine : { msg: l }
+  } catch {
+    return { msg: l }
+  }
+})
+
+async function httpHook (port: number, path: string): Promise<HookResult> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(10_000) })
+    await res.arrayBuffer()
+    return { ok: res.status < 400, detail: `httpGet ${path} → ${res.status}` }
+  } catch (err) {
+    return { ok: false, detail: `httpGet ${path} failed: ${(err as Error).message}` }
+  }
+}
+
+export interface ContainerOptions {
+  image: string
+  security?: Security
+  /** Container names are `${prefix}-${name}`. */
+  prefix?: string
+}
+
+/** Replicas as containers of `image`, started with the manifest's securityContext where docker has a flag for it. */
+export function containerRuntime (opts: ContainerOptions): Runtime {
+  const prefix = opts.prefix ?? `fgk-e2e-${process.pid}`
+  const securityArgs = (s: Security | undefined): string[] => {
+    if (s === undefined) return []
+    const args: string[] = []
+    if (s.runAsUser !== undefined) args.push('--user', `${s.runAsUser}${s.runAsGroup === undefined ? '' : `:${s.runAsGroup}`}`)
+    if (s.readOnlyRootFilesystem) args.push('--read-only')
+    if (!s.allowPrivilegeEscalation) args.push('--security-opt', 'no-new-privileges')
+    if (s.dropAllCapabilities) args.push('--cap-drop', 'ALL')
+    for (const dir of s.emptyDirs) args.push('--tmpfs', `${dir}:rw,size=64m,mode=1777`)
+    return args
+  }
+  return {
+    kind: 'container',
+    async start (name, env) {
+      const port = await freePort()
+      const fullName = `${prefix}-${name}`
+      const envArgs = Object.entries({ ...env, PORT: String(port), HOST: '127.0.0.1' }).flatMap(([k, v]) => ['-e', `${k}=${v}`])
+      const res = await run(DOCKER, ['run', '-d', '--name', fullName, '--network', 'host', '--label', 'fastify-graceful-k8s.e2e=1',
+        ...securityArgs(opts.security), ...envArgs, opts.image])
+      if (res.code !== 0) throw new Error(`docker run ${fullName} failed: ${res.stderr.trim()}`)
+      const id = res.stdout.trim()
+      // `docker wait` prints the exit status when the container stops: 137 after SIGKILL.
+      const exited = run(DOCKER, ['wait', id], 24 * 3600_000).then(r => ({ code: r.code === 0 ? Number(r.stdout.trim()) : -1, at: performance.now() }))
+      return {
+        name,
+        port,
+        exited,
+        async preStop (hook) {
+          if (hook.kind === 'exec') {
+            const r = await run(DOCKER, ['exec', id, ...hook.command], 600_000)
+            return { ok: r.code === 0, detail: `exec ${JSON.stringify(hook.command)} → ${r.code}${r.stderr.trim() === '' ? '' : `: ${r.stderr.trim()}`}` }
+          }
+          if (hook.kind === 'sleep') { await sleep(hook.seconds * 1000); return { ok: true, detail: `sleep ${hook.seconds}` } }
+          if (hook.kind === 'httpGet') return await httpHook(port, hook.path)
+          return { ok: true, detail: 'no preStop hook' }
+        },
+        async signal (sig) {
+          await run(DOCKER, ['kill', '--signal', sig.replace(/^SIG/, ''), id])
+        },
+        async logs () {
+          const r = await run(DOCKER, ['logs', id])
+          return parseLines(r.stdout)
+        },
+        async remove () {
+          await run(DOCKER, ['rm', '-f', id])
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The signal a preStop exec hook sends to PID 1, for replicas that are local processes (no PID 1, no
+ * `docker exec`): `kill -HUP 1`, `sh -c "kill -s HUP 1"`, `node -e "process.kill(1, 'SIGHUP')"`.
+ */
+export function preStopSignal (command: readonly string[]): NodeJS.Signals | undefined {
+  const text = command.join(' ')
+  const m = /\bkill\s+(?:-s\s+|-)(?:SIG)?([A-Z]+[0-9]*)\s+(?:--\s+)?1\b/.exec(text) ??
+    /process\.kill\(\s*1\s*,\s*['"](?:SIG)?([A-Z]+[0-9]*)['"]\s*\)/.exec(text)
+  return m === null ? undefined : `SIG${m[1] ?? ''}` as NodeJS.Signals
+}
+
+export interface ProcessOptions {
+  /** The service entry, relative to `cwd`: the Dockerfile's CMD. */
+  entry?: string
+  cwd?: string
+}
+
+/** Replicas as local `node dist/service/main.js` processes, the Dockerfile's CMD run from the repository root. */
+export function processRuntime (opts: ProcessOptions = {}): Runtime {
+  const entry = opts.entry ?? 'dist/service/main.js'
+  const cwd = opts.cwd ?? REPO_ROOT
+  return {
+    kind: 'process',
+    async start (name, env) {
+      const port = await freePort()
+      // A clean environment: nothing of the test runner's loaders or coverage hooks.
+      const childEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, PORT: String(port), HOST: '127.0.0.1' }
+      const child: ChildProcess = spawn(process.execPath, [entry], { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+      const lines: LogLine[] = []
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', l => lines.push(...parseLines(l)))
+      child.stderr?.resume()
+      const exited = new Promise<ReplicaExit>(resolve => {
+        child.on('exit', (code, signal) => {
+          const n = signal === null ? (code ?? -1) : 128 + (constants.signals[signal] ?? 0)
+          resolve({ code: n, at: performance.now() })
+        })
+      })
+      // 'close' comes after the last stdout line; 'exit' may come before it.
+      const closed = new Promise<void>(resolve => child.on('close', () => resolve()))
+      let running = true
+      exited.then(() => { running = false })
+      return {
+        name,
+        port,
+        exited,
+        async preStop (hook) {
+          if (hook.kind === 'exec') {
+            const sig = preStopSignal(hook.command)
+            if (sig === undefined) return { ok: false, detail: `cannot run ${JSON.stringify(hook.command)} for a local process` }
+            if (running) child.kill(sig)
+            return { ok: running, detail: `${JSON.stringify(hook.command)} as ${sig} to pid ${child.pid ?? '?'}` }
+          }
+          if (hook.kind === 'sleep') { await sleep(hook.seconds * 1000); return { ok: true, detail: `sleep ${hook.seconds}` } }
+          if (hook.kind === 'httpGet') return await httpHook(port, hook.path)
+          return { ok: true, detail: 'no preStop hook' }
+        },
+        async signal (sig) { if (running) child.kill(sig) },
+        async logs () {
+          if (!running) await Promise.race([closed, sleep(2000)])
+          return lines
+        },
+        async remove () {
+          if (running) child.kill('SIGKILL')
+          await exited
+        }
+      }
+    }
+  }
+}
