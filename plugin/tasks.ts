@@ -18,6 +18,9 @@ export interface TaskInfo {
   ageMs: number
 }
 
+const kStartedAt = Symbol('fastify-graceful-k8s.startedAt')
+type StampedReply = FastifyReply & { [kStartedAt]: number }
+
 interface Task {
   readonly name: string
   readonly reqId: string | undefined
@@ -47,6 +50,8 @@ export class TaskTracker {
 
   /** Hot path: called once per request. `release` must be a shared function, bound by the caller. */
   trackRequest (reply: FastifyReply, release: (this: ServerResponse) => void): void {
+    // Our own clock: reply.elapsedTime stays 0 when the instance has no logger and no onResponse hook.
+    (reply as StampedReply)[kStartedAt] = Date.now()
     this.requests.set(reply.raw, reply)
     reply.raw.on('close', release)
   }
@@ -95,8 +100,8 @@ export class TaskTracker {
   pending (now = Date.now()): TaskInfo[] {
     const list: TaskInfo[] = []
     for (const reply of this.requests.values()) {
-      const ageMs = Math.round(reply.elapsedTime)
-      list.push({ kind: 'request', name: `${reply.request.method} ${reply.request.url}`, reqId: reply.request.id, startedAt: now - ageMs, ageMs })
+      const startedAt = (reply as StampedReply)[kStartedAt]
+      list.push({ kind: 'request', name: `${reply.request.method} ${reply.request.url}`, reqId: reply.request.id, startedAt, ageMs: now - startedAt })
     }
     for (const t of this.tasks) {
       const info: TaskInfo = { kind: 'task', name: t.name, startedAt: t.startedAt, ageMs: now - t.startedAt }

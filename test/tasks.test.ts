@@ -1,0 +1,101 @@
+import t from 'tap'
+import { request } from 'undici'
+import { GracefulError } from '../plugin/index.js'
+import { build, sleep } from './helpers/app.js'
+
+t.test('task(): done is idempotent; pending() says what, since when, for which request', async t => {
+  let done: (() => void) | undefined
+  const { app, url } = await build(t, {}, true, app => app.post('/email', async (req, reply) => {
+    done = req.task('send-email')
+    return reply.code(202).send({ id: req.id })
+  }))
+  const res = await request(`${url}/email`, { method: 'POST' })
+  t.equal(res.statusCode, 202)
+  const { id } = await res.body.json() as { id: string }
+  const [task, ...rest] = app.graceful.pending()
+  t.same(rest, [])
+  t.match(task, { kind: 'task', name: 'send-email', reqId: id, startedAt: Number, ageMs: Number })
+  t.ok((task?.startedAt ?? 0) <= Date.now())
+  done?.()
+  done?.()
+  t.same(app.graceful.pending(), [], 'done twice counts once')
+})
+
+t.test('a request in flight is pending, with its method, URL and id', async t => {
+  const { app, url } = await build(t)
+  const res = request(`${url}/slow?ms=300`)
+  await sleep(100)
+  t.match(app.graceful.pending(), [{ kind: 'request', name: 'GET /slow?ms=300', reqId: 'req-1' }])
+  t.ok((app.graceful.pending()[0]?.ageMs ?? 0) >= 50)
+  t.equal((await res).statusCode, 200)
+  await sleep(10)
+  t.same(app.graceful.pending(), [])
+})
+
+t.test('a request whose client goes away stops being pending', async t => {
+  const { app, url } = await build(t)
+  const controller = new AbortController()
+  const res = request(`${url}/slow?ms=2000`, { signal: controller.signal })
+  await sleep(100)
+  t.equal(app.graceful.pending().length, 1)
+  controller.abort()
+  await t.rejects(res)
+  await sleep(50)
+  t.same(app.graceful.pending(), [])
+})
+
+t.test('runTask(): resolves like its function, gets the deadline signal, always ends the task', async t => {
+  const { app } = await build(t)
+  const value = await app.graceful.runTask('compute', async signal => {
+    t.equal(signal, app.graceful.signal)
+    t.equal(app.graceful.pending().length, 1)
+    return 42
+  })
+  t.equal(value, 42)
+  await t.rejects(app.graceful.runTask('fail', () => { throw new Error('nope') }), /nope/)
+  t.same(app.graceful.pending(), [])
+  t.equal(await app.graceful.runTask('sync', () => 'plain'), 'plain')
+})
+
+t.test('request.runTask() records the request id', async t => {
+  let finish = (): void => {}
+  const { app, url } = await build(t, {}, true, app => app.post('/job', async (req, reply) => {
+    void req.runTask('job', () => new Promise<void>(resolve => { finish = resolve }))
+    return reply.code(202).send({ id: req.id })
+  }))
+  const { id } = await (await request(`${url}/job`, { method: 'POST' })).body.json() as { id: string }
+  t.match(app.graceful.pending(), [{ kind: 'task', name: 'job', reqId: id }])
+  finish()
+  await sleep(10)
+  t.same(app.graceful.pending(), [])
+})
+
+t.test('bad task calls get coded errors', async t => {
+  const { app } = await build(t)
+  t.throws(() => app.graceful.task(''), { code: 'FST_GRACEFUL_INVALID_TASK', message: /task name must be a non-empty string, got ""/ })
+  t.throws(() => app.graceful.task(7 as never), { code: 'FST_GRACEFUL_INVALID_TASK' })
+  await t.rejects(app.graceful.runTask('x', 'not a function' as never), { code: 'FST_GRACEFUL_INVALID_TASK', message: /runTask\("x", fn\) needs a function/ })
+})
+
+t.test('tasks are refused once the shutdown has finished waiting', async t => {
+  const { app } = await build(t)
+  await app.graceful.shutdown()
+  const err = t.throws(() => app.graceful.task('late')) as GracefulError
+  t.equal(err.code, 'FST_GRACEFUL_TASK_REFUSED')
+  t.match(err.message, /task "late" refused: the shutdown has finished waiting for tasks\. Fix: /)
+  await t.rejects(app.graceful.runTask('late', async () => 1), { code: 'FST_GRACEFUL_TASK_REFUSED' })
+})
+
+t.test('tasks started during the wait are waited for', async t => {
+  const { app } = await build(t, { timeout: 3000 })
+  const first = app.graceful.task('first')
+  const shutdown = app.graceful.shutdown()
+  await sleep(50)
+  t.equal(app.graceful.state, 'closing')
+  const second = app.graceful.task('second')
+  first()
+  await sleep(100)
+  t.equal(app.graceful.state, 'closing', 'still waiting for the second task')
+  second()
+  t.equal((await shutdown).exitCode, 0)
+})
