@@ -102,7 +102,10 @@ export class Cluster {
     this.logFn(line)
   }
 
+  /** The ingress (L7) front door. */
   get url (): string { return `http://127.0.0.1:${this.proxy.port}` }
+  /** The Service (L4, connections pinned to a pod) front door. */
+  get serviceUrl (): string { return `http://127.0.0.1:${this.proxy.servicePort}` }
 
   /** Starts the proxy and the first revision, and waits until every replica is available. */
   async start (): Promise<void> {
@@ -331,7 +334,9 @@ export class Cluster {
 }
 
 export interface ScenarioOptions extends ClusterOptions {
-  load?: Omit<LoadOptions, 'url'>
+  load?: Omit<LoadOptions, 'urls'>
+  /** Which front doors the load uses; both by default. */
+  via?: Array<'ingress' | 'service'>
   /** Load before the rollout starts, ms. */
   warmupMs?: number
   /** Load after the rollout and every old pod's shutdown ended, ms. */
@@ -381,7 +386,14 @@ export async function runRolloutScenario (opts: ScenarioOptions): Promise<Scenar
   let logs = new Map<string, LogLine[]>()
   try {
     await cluster.start()
-    load = new Load({ ...opts.load, url: cluster.url })
+    const via = opts.via ?? ['ingress', 'service']
+    load = new Load({
+      ...opts.load,
+      urls: {
+        ...(via.includes('ingress') ? { ingress: cluster.url } : {}),
+        ...(via.includes('service') ? { service: cluster.serviceUrl } : {})
+      }
+    })
     load.start()
     cluster.log('load started')
     await sleep(opts.warmupMs ?? 2000)

@@ -3,9 +3,12 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export type Kind = 'fast' | 'slow' | 'job'
+export type Via = 'ingress' | 'service'
 
 export interface RequestRecord {
   kind: Kind
+  /** Which front door: the ingress (L7) or the Service (L4). */
+  via: Via
   /** performance.now() at start */
   start: number
   ms: number
@@ -18,8 +21,8 @@ export interface RequestRecord {
 export interface AcceptedJob { id: string, upstream: string, ms: number, at: number }
 
 export interface LoadOptions {
-  /** The proxy, e.g. http://127.0.0.1:1234 */
-  url: string
+  /** The front doors, e.g. { ingress: 'http://127.0.0.1:1234' }; the loops are spread over them. */
+  urls: Partial<Record<Via, string>>
   fastConcurrency?: number
   /** Server-side work per fast request, ms. */
   fastWorkMs?: number
@@ -66,14 +69,20 @@ export class Load {
       timeoutMs: 30_000,
       ...opts
     }
+    this.doors = (['ingress', 'service'] as const).filter(v => opts.urls[v] !== undefined)
+    if (this.doors.length === 0) throw new Error('Load: no url')
   }
 
-  private async request (kind: Kind, path: string, init: RequestInit = {}): Promise<{ rec: RequestRecord, body: string }> {
+  private door (i: number): Via { return this.doors[i % this.doors.length] as Via }
+
+  private readonly doors: Via[]
+
+  private async request (via: Via, kind: Kind, path: string, init: RequestInit = {}): Promise<{ rec: RequestRecord, body: string }> {
     const start = performance.now()
-    const rec: RequestRecord = { kind, start, ms: 0, status: 0, ok: false }
+    const rec: RequestRecord = { kind, via, start, ms: 0, status: 0, ok: false }
     let body = ''
     try {
-      const res = await fetch(this.o.url + path, { ...init, signal: AbortSignal.timeout(this.o.timeoutMs) })
+      const res = await fetch(`${this.o.urls[via] ?? ''}${path}`, { ...init, signal: AbortSignal.timeout(this.o.timeoutMs) })
       body = await res.text()
       rec.status = res.status
       rec.upstream = res.headers.get('x-upstream') ?? undefined
@@ -88,24 +97,24 @@ export class Load {
     return { rec, body }
   }
 
-  private async fast (): Promise<void> {
+  private async fast (via: Via): Promise<void> {
     while (this.running) {
-      const { rec } = await this.request('fast', `/work?ms=${this.o.fastWorkMs}`)
+      const { rec } = await this.request(via, 'fast', `/work?ms=${this.o.fastWorkMs}`)
       await sleep(rec.ok ? this.o.fastPauseMs : FAILURE_PAUSE_MS)
     }
   }
 
-  private async slow (): Promise<void> {
+  private async slow (via: Via): Promise<void> {
     while (this.running) {
-      const { rec } = await this.request('slow', `/work?ms=${between(this.o.slowMinMs, this.o.slowMaxMs)}`)
+      const { rec } = await this.request(via, 'slow', `/work?ms=${between(this.o.slowMinMs, this.o.slowMaxMs)}`)
       if (!rec.ok) await sleep(FAILURE_PAUSE_MS)
     }
   }
 
   private async job (): Promise<void> {
-    while (this.running) {
+    for (let i = 0; this.running; i++) {
       const ms = between(this.o.jobMinMs, this.o.jobMaxMs)
-      const { rec, body } = await this.request('job', '/jobs', {
+      const { rec, body } = await this.request(this.door(i), 'job', '/jobs', {
         method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ms })
       })
       if (rec.ok) {
@@ -124,8 +133,8 @@ export class Load {
 
   start (): void {
     this.running = true
-    for (let i = 0; i < this.o.fastConcurrency; i++) this.loops.push(this.fast())
-    for (let i = 0; i < this.o.slowConcurrency; i++) this.loops.push(this.slow())
+    for (let i = 0; i < this.o.fastConcurrency; i++) this.loops.push(this.fast(this.door(i)))
+    for (let i = 0; i < this.o.slowConcurrency; i++) this.loops.push(this.slow(this.door(i)))
     if (this.o.jobIntervalMs > 0) this.loops.push(this.job())
   }
 

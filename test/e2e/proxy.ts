@@ -1,9 +1,14 @@
-// The data path of a Service plus ingress, reduced to what a rollout exercises: a reverse proxy that
-// spreads requests over the ready endpoints with keep-alive connections to each upstream (as ingress-nginx
-// does), and that learns endpoint changes only after a propagation delay, as kube-proxy and ingress
-// controllers learn EndpointSlice changes asynchronously. It never retries: a request that fails upstream
-// fails for the client (502), so the suite sees every failure a less forgiving ingress would show.
+// The data path to the pods, reduced to what a rollout exercises, with two front doors that both learn
+// endpoint changes only after a propagation delay (kube-proxy and ingress controllers learn EndpointSlice
+// changes asynchronously):
+//   - `ingress` (L7), like ingress-nginx: each request goes to the next ready endpoint over a keep-alive
+//     connection pool per upstream. It never retries: a request that fails upstream fails for the client
+//     (502), so the suite sees every failure a less forgiving ingress would show.
+//   - `service` (L4), like kube-proxy for a ClusterIP Service: a TCP connection is pinned to the endpoint
+//     chosen when it opened, for its whole life. A client's keep-alive connection keeps reaching a
+//     deleted pod until the pod closes it, which is why the drain sends `Connection: close`.
 import http from 'node:http'
+import net from 'node:net'
 
 export interface Endpoint { name: string, port: number }
 
@@ -18,21 +23,55 @@ export class Proxy {
   private readonly agents = new Map<string, http.Agent>()
   private readonly timers = new Set<NodeJS.Timeout>()
   private readonly server: http.Server
+  private readonly l4: net.Server
+  private readonly l4Sockets = new Set<net.Socket>()
   readonly stats = new Map<string, UpstreamStats>()
+  /** The L7 (ingress) port. */
   port = 0
+  /** The L4 (Service, kube-proxy) port. */
+  servicePort = 0
 
   constructor (readonly propagationDelayMs: number, private readonly onChange: (names: string[]) => void = () => {}) {
     this.server = http.createServer((req, res) => this.forward(req, res))
     // The client side keeps its connections; idle ones are closed on close().
     this.server.keepAliveTimeout = 60_000
+    this.l4 = net.createServer(socket => this.pin(socket))
   }
 
   async listen (): Promise<number> {
-    await new Promise<void>(resolve => this.server.listen(0, '127.0.0.1', resolve))
-    const address = this.server.address()
-    if (address === null || typeof address === 'string') throw new Error('proxy has no port')
-    this.port = address.port
+    const portOf = async (server: net.Server): Promise<number> => {
+      await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+      const address = server.address()
+      if (address === null || typeof address === 'string') throw new Error('proxy has no port')
+      return address.port
+    }
+    this.port = await portOf(this.server)
+    this.servicePort = await portOf(this.l4)
     return this.port
+  }
+
+  private statsOf (name: string): UpstreamStats {
+    const stats = this.stats.get(name) ?? { requests: 0, errors: 0 }
+    this.stats.set(name, stats)
+    return stats
+  }
+
+  /** L4: the connection goes to one endpoint for its whole life; a refused upstream resets the client. */
+  private pin (client: net.Socket): void {
+    this.l4Sockets.add(client)
+    client.on('close', () => this.l4Sockets.delete(client))
+    const eps = this.endpoints
+    if (eps.length === 0) { client.resetAndDestroy(); return }
+    const ep = eps[this.next++ % eps.length] as Endpoint
+    const stats = this.statsOf(ep.name)
+    stats.requests++
+    const upstream = net.connect(ep.port, '127.0.0.1')
+    this.l4Sockets.add(upstream)
+    upstream.on('close', () => this.l4Sockets.delete(upstream))
+    upstream.on('error', () => { stats.errors++; client.resetAndDestroy() })
+    client.on('error', () => upstream.destroy())
+    client.pipe(upstream)
+    upstream.pipe(client)
   }
 
   /** The endpoints requests go to now. */
@@ -65,8 +104,7 @@ export class Proxy {
       return
     }
     const ep = eps[this.next++ % eps.length] as Endpoint
-    const stats = this.stats.get(ep.name) ?? { requests: 0, errors: 0 }
-    this.stats.set(ep.name, stats)
+    const stats = this.statsOf(ep.name)
     stats.requests++
     const headers = { ...req.headers }
     for (const h of HOP_BY_HOP) Reflect.deleteProperty(headers, h)
@@ -97,6 +135,7 @@ export class Proxy {
     this.timers.clear()
     for (const a of this.agents.values()) a.destroy()
     this.server.closeAllConnections()
-    await new Promise(resolve => this.server.close(resolve))
+    for (const socket of this.l4Sockets) socket.destroy()
+    await Promise.all([new Promise(resolve => this.server.close(resolve)), new Promise(resolve => this.l4.close(resolve))])
   }
 }

@@ -1,6 +1,6 @@
 // The table printed at the end of every scenario: what the load saw and how each replica ended.
 import type { ScenarioResult, StopReport } from './driver.js'
-import { percentile, type Kind } from './load.js'
+import { percentile, type Kind, type Via } from './load.js'
 
 const pad = (cells: ReadonlyArray<string | number>, widths: readonly number[]): string =>
   cells.map((c, i) => String(c).padEnd(widths[i] ?? 8)).join(' ').trimEnd()
@@ -26,9 +26,10 @@ export function formatSummary (title: string, r: ScenarioResult): string {
   if (r.error !== undefined) out.push(`ERROR: ${r.error}`)
   const w = [8, 9, 8, 8, 8, 8]
   out.push(pad(['requests', 'count', 'failed', 'p50 ms', 'p99 ms', 'max ms'], w))
-  const kinds: Array<Kind | 'all'> = ['fast', 'slow', 'job', 'all']
-  for (const k of kinds) {
-    const rs = k === 'all' ? r.requests : r.requests.filter(q => q.kind === k)
+  const rows: Array<Kind | Via | 'all'> = ['fast', 'slow', 'job', 'ingress', 'service', 'all']
+  for (const k of rows) {
+    const rs = k === 'all' ? r.requests : r.requests.filter(q => q.kind === k || q.via === k)
+    if (rs.length === 0 && k !== 'all') continue
     const ms = rs.filter(q => q.ok).map(q => q.ms)
     out.push(pad([k, rs.length, rs.filter(q => !q.ok).length, percentile(ms, 50).toFixed(0), percentile(ms, 99).toFixed(0), Math.max(0, ...ms).toFixed(0)], w))
   }
@@ -37,7 +38,7 @@ export function formatSummary (title: string, r: ScenarioResult): string {
   if (failures.length > 0) {
     const byError = new Map<string, number>()
     for (const f of failures) {
-      const key = `${f.kind} via ${f.upstream ?? '?'}: ${f.error ?? f.status}`
+      const key = `${f.kind} via ${f.via}${f.upstream === undefined ? '' : ` → ${f.upstream}`}: ${f.error ?? f.status}`
       byError.set(key, (byError.get(key) ?? 0) + 1)
     }
     out.push('failed requests:')
