@@ -1,5 +1,11 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**', '.e2e/**'] })
+  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**', '.e2e/**', '.smoke/**'] }),
+  {
+    rules: {
+      // `void promise` marks a promise deliberately left to run (a background task); allow it as a statement.
+      'no-void': ['error', { allowAsStatement: true }]
+    }
+  }
 ]

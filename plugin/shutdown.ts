@@ -20,8 +20,13 @@ export interface ShutdownResult {
 /** `fastify.graceful`: the state, the shutdown, and the WaitGroup for work outside requests. */
 export interface GracefulController {
   readonly state: GracefulState
-  /** Aborted when the shutdown deadline comes; the same signal `runTask` hands to its function. */
-  readonly signal: AbortSignal
+  /**
+   * Aborted the moment a shutdown starts: stop taking new work (a queue consumer stops polling, a child
+   * process is told to stop) and finish what is in hand.
+   */
+  readonly shutdownSignal: AbortSignal
+  /** Aborted when the shutdown deadline comes: give up. The same signal `runTask` hands to its function. */
+  readonly deadlineSignal: AbortSignal
   readonly config: GracefulConfig
   /** Start the graceful shutdown (drain, close, wait, exit). Idempotent: later calls get the same promise. */
   shutdown (reason?: string): Promise<ShutdownResult>
@@ -43,6 +48,7 @@ export class Graceful implements GracefulController {
   private current: GracefulState = STATES.STARTING
   private running: Promise<ShutdownResult> | null = null
   private sawSigint = false
+  private readonly started = new AbortController()
   private removeSignalListeners: (() => void) | null = null
   private exitWiring: ExitWiring | null = null
   /** Set once the drain starts: every response from then on carries `Connection: close`. */
@@ -58,7 +64,11 @@ export class Graceful implements GracefulController {
     return this.current
   }
 
-  get signal (): AbortSignal {
+  get shutdownSignal (): AbortSignal {
+    return this.started.signal
+  }
+
+  get deadlineSignal (): AbortSignal {
     return this.tracker.signal
   }
 
@@ -148,6 +158,7 @@ export class Graceful implements GracefulController {
 
     this.closeConnections = true
     this.markInFlightConnectionClose()
+    this.started.abort(reason)
     if (wasServing && config.drainDelay > 0) {
       this.current = STATES.DRAINING
       log.info({ phase: 'drain', drainDelayMs: config.drainDelay }, 'draining: readiness answers 503, requests still served')

@@ -12,6 +12,9 @@ t.test('shutdown() twice returns the same promise; states move in order', async 
   t.equal(app.graceful.shutdown(), first, 'the same promise')
   t.equal(app.graceful.shutdown('again'), first, 'also with a reason')
   t.equal(app.graceful.state, 'draining')
+  t.equal(app.graceful.shutdownSignal.aborted, true, 'shutdownSignal fires as the shutdown starts')
+  t.equal(app.graceful.shutdownSignal.reason, 'shutdown()')
+  t.equal(app.graceful.deadlineSignal.aborted, false, 'deadlineSignal does not')
   await sleep(300)
   const result = await first
   t.equal(app.graceful.state, 'closed')
@@ -32,8 +35,8 @@ t.test('a task past the deadline: exitCode 1, named in the result, its signal ab
   const result = await app.graceful.shutdown()
   t.equal(result.exitCode, 1)
   t.match(result.pending, [{ kind: 'task', name: 'stuck' }])
-  t.ok(app.graceful.signal.aborted)
-  t.match(app.graceful.signal.reason, { code: 'FST_GRACEFUL_DEADLINE' })
+  t.ok(app.graceful.deadlineSignal.aborted)
+  t.match(app.graceful.deadlineSignal.reason, { code: 'FST_GRACEFUL_DEADLINE' })
 })
 
 t.test('a hanging request past the deadline is cut so that close() can finish', async t => {
@@ -65,10 +68,10 @@ t.test('a keep-alive client is never reset mid-request, and idle keep-alive conn
   const sockets = new Set<string>()
   let failures = 0
   let ok = 0
-  let stop = false
+  const load$ = { stop: false }
   // A steady keep-alive load through every phase: ready, draining, closing.
   const load = (async () => {
-    while (!stop) {
+    while (!load$.stop) {
       try {
         const res = await request(`${url}/slow?ms=30`, { dispatcher: agent })
         await res.body.text()
@@ -104,7 +107,7 @@ t.test('a keep-alive client is never reset mid-request, and idle keep-alive conn
   const closedAt = await idleClosed
   t.ok(closedAt - started >= 350, `the idle connection stayed open through the drain (${Math.round(closedAt - started)} ms)`)
   t.equal((await shutdown).exitCode, 0)
-  stop = true
+  load$.stop = true
   await load
   t.equal(failures, 0, 'no request failed or was reset')
   t.ok(ok > 5, `the load ran through the drain (${ok} requests)`)
@@ -131,7 +134,7 @@ t.test('listeners are removed on close: 50 instances in one process, no warning'
     const app = Fastify()
     await app.register(graceful) // the defaults: handleSignals and exit
     await app.listen({ port: 0, host: '127.0.0.1' })
-    t.equal(process.listenerCount('SIGHUP'), before[0] as number + 1, i === 0 ? 'one SIGHUP listener while open' : undefined) // eslint-disable-line no-unneeded-ternary
+    t.equal(process.listenerCount('SIGHUP'), before[0] as number + 1, `instance ${i}: one SIGHUP listener while open`)
     await app.close()
   }
   await sleep(10)

@@ -47,7 +47,7 @@ t.test('a request whose client goes away stops being pending', async t => {
 t.test('runTask(): resolves like its function, gets the deadline signal, always ends the task', async t => {
   const { app } = await build(t)
   const value = await app.graceful.runTask('compute', async signal => {
-    t.equal(signal, app.graceful.signal)
+    t.equal(signal, app.graceful.deadlineSignal)
     t.equal(app.graceful.pending().length, 1)
     return 42
   })

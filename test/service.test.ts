@@ -1,0 +1,130 @@
+// The reference service: routes through buildApp (in process), configuration, and the built service
+// started by exactly the Dockerfile's CMD, receiving the preStop's SIGHUP and the kubelet's SIGTERM.
+import { readFileSync } from 'node:fs'
+import { DockerfileParser } from 'dockerfile-ast'
+import t, { type Test } from 'tap'
+import { request } from 'undici'
+import { buildApp } from '../service/app.js'
+import { ConfigError, readConfig } from '../service/config.js'
+import { msg, startChild } from './helpers/child.js'
+import { sleep } from './helpers/app.js'
+
+const root = new URL('../', import.meta.url)
+
+async function service (t: Test, graceful = true) {
+  const app = await buildApp({ drainDelayMs: 0, shutdownTimeoutMs: 5000, graceful, logger: false, gracefulOptions: { handleSignals: false, exit: false } })
+  t.teardown(() => app.close())
+  return app
+}
+
+t.test('GET /work?ms=N answers after N ms; bad or too large N is a 400 that says why', async t => {
+  const app = await service(t)
+  const ok = await app.inject('/work?ms=50')
+  t.equal(ok.statusCode, 200)
+  t.same(ok.json(), { worked: 50 })
+  for (const [query, message] of [['ms=abc', 'querystring/ms must be integer'], ['ms=60001', 'querystring/ms must be <= 60000'],
+    ['ms=-1', 'querystring/ms must be >= 0'], ['', "querystring must have required property 'ms'"]]) {
+    const bad = await app.inject(`/work?${query}`)
+    t.equal(bad.statusCode, 400, `?${query}`)
+    t.equal(bad.json().message, message)
+  }
+})
+
+t.test('POST /jobs answers 202 at once; the job runs on as a task; GET /jobs/:id follows it', async t => {
+  const app = await service(t)
+  const started = performance.now()
+  const res = await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 300 } })
+  t.ok(performance.now() - started < 250, 'answered before the job finished')
+  t.equal(res.statusCode, 202)
+  const { id } = res.json()
+  t.match(res.json(), { id: String, kind: 'inline', state: 'running' })
+  t.match(app.graceful.pending(), [{ kind: 'task', name: `job inline ${id}` }])
+  t.match((await app.inject(`/jobs/${id}`)).json(), { id, state: 'running' })
+  await sleep(400)
+  t.match((await app.inject(`/jobs/${id}`)).json(), { id, kind: 'inline', ms: 300, state: 'completed', finishedAt: String })
+  t.equal((await app.inject('/jobs/nope')).statusCode, 404)
+  const bad = await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 1, kind: 'thread' } })
+  t.equal(bad.statusCode, 400)
+  t.match(bad.json().message, /kind must be equal to one of the allowed values/)
+})
+
+t.test('a child job finishes with exit code 0; an inline job past the deadline is interrupted', async t => {
+  const app = await service(t)
+  const { id } = (await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 200, kind: 'child' } })).json()
+  while ((await app.inject(`/jobs/${id}`)).json().state === 'running') await sleep(50)
+  t.match((await app.inject(`/jobs/${id}`)).json(), { state: 'completed', exitCode: 0 })
+})
+
+t.test('without the plugin (GRACEFUL=off) the naive stand-ins answer', async t => {
+  const app = await service(t, false)
+  t.equal((await app.inject('/readyz')).statusCode, 200)
+  t.equal((await app.inject('/livez')).statusCode, 200)
+  t.equal((await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 10 } })).statusCode, 202)
+})
+
+t.test('configuration: defaults, and a clear error naming each bad variable', async t => {
+  t.same(readConfig({}), { port: 3000, host: '0.0.0.0', drainDelayMs: 5000, shutdownTimeoutMs: 30000, logLevel: 'info', graceful: true })
+  t.match(readConfig({ PORT: '8080', DRAIN_DELAY_MS: '0', GRACEFUL: 'off', LOG_LEVEL: 'debug' }), { port: 8080, drainDelayMs: 0, graceful: false, logLevel: 'debug' })
+  const bad: Array<[NodeJS.ProcessEnv, string, RegExp]> = [
+    [{ PORT: 'http' }, 'PORT', /PORT must be a port number from 0 to 65535, got "http"\. Fix: set PORT=3000/],
+    [{ PORT: '70000' }, 'PORT', /got "70000"/],
+    [{ DRAIN_DELAY_MS: '5s' }, 'DRAIN_DELAY_MS', /DRAIN_DELAY_MS must be a whole number of milliseconds from 0 to 600000, got "5s"/],
+    [{ SHUTDOWN_TIMEOUT_MS: '' }, 'SHUTDOWN_TIMEOUT_MS', /SHUTDOWN_TIMEOUT_MS must be/],
+    [{ SHUTDOWN_TIMEOUT_MS: '1.5' }, 'SHUTDOWN_TIMEOUT_MS', /got "1\.5"/],
+    [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL', /LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"/],
+    [{ HOST: ' ' }, 'HOST', /HOST must not be empty/],
+    [{ GRACEFUL: 'no' }, 'GRACEFUL', /GRACEFUL must be "on" or "off"/]
+  ]
+  for (const [env, variable, message] of bad) {
+    const err = t.throws(() => readConfig(env)) as ConfigError
+    t.type(err, ConfigError)
+    t.equal(err.variable, variable)
+    t.match(err.message, message)
+  }
+})
+
+// The Dockerfile's CMD, exactly: ["node", "dist/service/main.js"], run from the repository root.
+function dockerCmd (): string[] {
+  const dockerfile = DockerfileParser.parse(readFileSync(new URL('Dockerfile', root), 'utf8'))
+  const cmds = dockerfile.getInstructions().filter(i => i.getKeyword() === 'CMD')
+  const last = cmds[cmds.length - 1]
+  if (last === undefined) throw new Error('Dockerfile has no CMD')
+  return JSON.parse(last.getArgumentsContent() as string) as string[]
+}
+
+t.test('the built service, started by the Dockerfile CMD: a bad environment fails at start-up with exit 2', async t => {
+  const [, ...args] = dockerCmd()
+  const child = startChild(new URL(args[0] as string, root).pathname, [], { env: { PORT: 'eighty' } })
+  const exit = await child.exited
+  t.equal(exit.code, 2)
+  t.match(child.logs[0], { level: 60, variable: 'PORT', msg: /PORT must be a port number/ })
+})
+
+t.test('the built service, started by the Dockerfile CMD: SIGHUP then SIGTERM with requests and jobs in flight', async t => {
+  const cmd = dockerCmd()
+  t.same(cmd, ['node', 'dist/service/main.js'], 'exec-form CMD running node directly')
+  const child = startChild(new URL(cmd[1] as string, root).pathname, [], {
+    env: { PORT: '0', HOST: '127.0.0.1', DRAIN_DELAY_MS: '1000', SHUTDOWN_TIMEOUT_MS: '8000', npm_lifecycle_event: undefined }
+  })
+  t.teardown(() => { child.proc.kill('SIGKILL') })
+  const port = await child.port
+  const base = `http://127.0.0.1:${port}`
+  const post = async (body: object) => (await request(`${base}/jobs`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })).body.json() as Promise<{ id: string }>
+
+  const work = [1, 2, 3].map(() => request(`${base}/work?ms=1500`, { reset: true }).then(async r => ({ status: r.statusCode, body: await r.body.json() })))
+  const job = await post({ ms: 2500 })
+  const childJob = await post({ ms: 20000, kind: 'child' })
+  await child.waitForLog(l => l.msg === 'child job says' && (l.worker as { event: string }).event === 'running')
+  child.signal('SIGHUP')
+  await sleep(10)
+  child.signal('SIGTERM')
+
+  for (const res of await Promise.all(work)) t.same(res, { status: 200, body: { worked: 1500 } }, 'a /work request in flight answered 200')
+  const exit = await child.exited
+  t.equal(exit.code, 0, 'exit code 0')
+  t.match(child.logs.find(l => l.msg === 'job completed' && l.jobId === job.id), { kind: 'inline', state: 'completed' }, "the job's completion is logged")
+  t.ok(child.logs.some(l => l.msg === 'shutdown: telling the child job to stop (SIGTERM)' && l.jobId === childJob.id), 'the child job is told to stop')
+  t.match(child.logs.find(l => l.jobId === childJob.id && l.msg === 'job interrupted: can be retried'),
+    { kind: 'child', exitCode: 75, state: 'interrupted' }, "the child's exit code is reported")
+  t.ok(child.logs.findIndex(msg('shutdown complete')) > child.logs.findIndex(msg('job completed')), 'the shutdown waited for the job')
+})
