@@ -3,7 +3,7 @@
 import type { Finding } from './findings.js'
 import { selects } from './labels.js'
 import type { Manifest } from './manifests.js'
-import { dig, int, obj, scaled, str } from './values.js'
+import { dig, int, obj, scaled, str, type Obj } from './values.js'
 import { isWorkload, podLabels, workloadName } from './workload-rules.js'
 
 export function checkDisruptionBudgets (manifests: readonly Manifest[]): Finding[] {
@@ -31,7 +31,8 @@ export function checkDisruptionBudgets (manifests: readonly Manifest[]): Finding
       continue
     }
     const replicas = int(dig(workload.object, 'spec', 'replicas')) ?? 1
-    const spec = obj(dig(budget.object, 'spec')) ?? {}
+    // It selects the pods, so it has a spec.
+    const spec = obj(dig(budget.object, 'spec')) as Obj
     const field = spec.maxUnavailable !== undefined ? 'maxUnavailable' : 'minAvailable'
     // The disruption controller rounds both percentages up.
     const limit = scaled(spec[field], replicas, 'up')

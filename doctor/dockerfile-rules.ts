@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import type { Command, DockerfileFacts } from './dockerfile.js'
 import type { Finding } from './findings.js'
+import { describeImage } from './images.js'
 
 /** Signals the plugin drains on by default. */
 export const DRAIN_SIGNALS = ['SIGTERM', 'SIGHUP', 'SIGINT']
@@ -140,7 +141,7 @@ function checkMainProcess (facts: DockerfileFacts): Finding | undefined {
 /** Used when no manifest is given: then nothing overrides the user the Dockerfile leaves. */
 export function checkDockerfileUser (facts: DockerfileFacts): Finding[] {
   const user = facts.user?.value
-  if (user !== undefined && !/^(root|0)(:|$)/.test(user)) return []
+  if (user === undefined ? describeImage(facts.baseImage)?.user === 'non-root' : !/^(root|0)(:|$)/.test(user)) return []
   return [{
     rule: 'run-as-root',
     severity: 'error',

@@ -114,8 +114,9 @@ function runCommands (chain: Instruction[]): Array<{ words: string[], line: numb
 function installedPackages (chain: Instruction[]): Set<string> {
   const packages = new Set<string>()
   for (const { words } of runCommands(chain)) {
-    const at = words.findIndex((word, i) => (word === 'install' && /^apt(-get)?$/.test(words[i - 1] ?? '')) || (word === 'add' && words[i - 1] === 'apk'))
-    if (at >= 0) for (const word of words.slice(at + 1)) if (!word.startsWith('-')) packages.add(word)
+    const text = words.join(' ')
+    const match = /^apt(?:-get)?\b.*?\binstall\b(.*)$/.exec(text) ?? /^apk\b.*?\badd\b(.*)$/.exec(text)
+    for (const word of (match ? match[1] as string : '').split(' ')) if (word && !word.startsWith('-')) packages.add(word)
   }
   return packages
 }
@@ -138,9 +139,9 @@ function devInstall (chain: Instruction[]): Located | undefined {
       const inline = words.includes('NODE_ENV=production')
       const args = words.filter((word) => !/^\w+=/.test(word))
       const [tool, sub] = args
-      const isInstall = (tool === 'npm' && /^(ci|install|i|add)$/.test(sub ?? '') && !args.includes('-g') && !args.includes('--global')) ||
-        (tool === 'yarn' && (sub === undefined || sub === 'install' || sub.startsWith('-'))) ||
-        (tool === 'pnpm' && /^(install|i)$/.test(sub ?? ''))
+      const isInstall = (tool === 'npm' && /^(ci|install|i|add)$/.test(String(sub)) && !args.includes('-g') && !args.includes('--global')) ||
+        (tool === 'yarn' && /^(undefined|install|-.*)$/.test(String(sub))) ||
+        (tool === 'pnpm' && /^(install|i)$/.test(String(sub)))
       const isPrune = (tool === 'npm' || tool === 'pnpm') && sub === 'prune'
       const omitsDev = production || inline || args.some((word, i) => PRODUCTION_FLAG.test(word) || (word === '--omit' && args[i + 1] === 'dev'))
       if (isInstall) installed = omitsDev ? undefined : { value: args.join(' '), line }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { isAbsolute, relative } from 'node:path'
+import { relative, sep } from 'node:path'
 import { InputError } from './findings.js'
 
 const REASONS: Record<string, string> = {
@@ -10,8 +10,9 @@ const REASONS: Record<string, string> = {
 
 /** A path as the user would type it: relative to the working directory when inside it. */
 export function display (absolute: string, cwd: string): string {
+  // Outside cwd, relative() starts with `..` (or, on Windows across drives, returns the absolute path).
   const rel = relative(cwd, absolute)
-  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : absolute
+  return rel.split(sep)[0] === '..' ? absolute : rel || '.'
 }
 
 /** An InputError naming the path and the reason in words, for a failed fs call. */

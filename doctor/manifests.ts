@@ -1,7 +1,7 @@
 // Reads Kubernetes manifests the way `kubectl apply -f` does (a file, or the .yaml/.yml/.json files of a
 // folder, not recursive), keeping source positions so every finding can name its line.
 import { readdirSync, statSync } from 'node:fs'
-import { extname, join } from 'node:path'
+import { extname, join, resolve } from 'node:path'
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Node } from 'yaml'
 import { InputError, type Finding } from './findings.js'
 import type { Path } from './schema.js'
@@ -29,7 +29,7 @@ const EXTENSIONS = new Set(['.yaml', '.yml', '.json'])
 export function manifestFiles (paths: readonly string[], cwd: string): string[] {
   const files: string[] = []
   for (const path of paths) {
-    const absolute = join(cwd, path)
+    const absolute = resolve(cwd, path)
     let isDirectory: boolean
     try {
       isDirectory = statSync(absolute).isDirectory()
@@ -61,7 +61,7 @@ export function loadManifests (paths: readonly string[], cwd: string): LoadedMan
           rule: 'yaml-syntax',
           severity: 'error',
           file,
-          line: error.linePos?.[0].line ?? 1,
+          line: lineCounter.linePos(error.pos[0]).line,
           message: `YAML: ${error.message.split('\n')[0]}`,
           impact: 'kubectl rejects the whole file: nothing in it is applied',
           fix: 'correct the YAML at this line (indentation, a missing colon or bracket, a duplicate key)'
@@ -70,13 +70,14 @@ export function loadManifests (paths: readonly string[], cwd: string): LoadedMan
       }
       const object: unknown = doc.toJS()
       if (object === null || object === undefined) continue // an empty document, e.g. after a trailing ---
-      const line = (node: Node | null | undefined) => lineCounter.linePos(node?.range?.[0] ?? 0).line
+      // Every node of a parsed document has a range; its first offset is where the node starts.
+      const line = (node: Node) => lineCounter.linePos((node.range as [number, number, number])[0]).line
       result.manifests.push({
         file,
         object,
         lineOf: (path) => {
           let node: unknown = doc.contents
-          let at = line(doc.contents)
+          let at = line(doc.contents as Node)
           for (const key of path) {
             let next: unknown
             if (typeof key === 'number' && isSeq(node)) {

@@ -145,15 +145,15 @@ function hasType (value: unknown, schema: JsonSchema): boolean {
     case 'string': return typeof value === 'string' && (schema.format !== 'quantity' || QUANTITY.test(value))
     case 'integer': return Number.isInteger(value)
     case 'number': return typeof value === 'number' && Number.isFinite(value)
-    case 'boolean': return typeof value === 'boolean'
-    default: return true
+    // The generator emits no other type: what is left is boolean.
+    default: return typeof value === 'boolean'
   }
 }
 
 function describe (schema: JsonSchema): string {
   if (schema.format === 'quantity') return 'a quantity (such as 500m or 128Mi)'
   if (schema.enum) return 'a string'
-  return ({ object: 'an object', array: 'a list', string: 'a string', integer: 'an integer', number: 'a number', boolean: 'true or false' } as const)[schema.type ?? 'object']
+  return ({ object: 'an object', array: 'a list', string: 'a string', integer: 'an integer', number: 'a number', boolean: 'true or false' } as const)[schema.type as NonNullable<JsonSchema['type']>]
 }
 
 function isObject (value: unknown): value is Record<string, unknown> {

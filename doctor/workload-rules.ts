@@ -274,7 +274,7 @@ function checkRollout (object: unknown, report: Report) {
   if (surge === 0 && unavailable === 0) unavailable = 1
   if (replicas > 0 && unavailable !== undefined && unavailable >= replicas) {
     report('rollout-zero-capacity', 'error', path,
-      `maxUnavailable ${String(unavailableRaw)} lets all ${replicas} replica${replicas === 1 ? '' : 's'} go down at once`,
+      `maxUnavailable ${String(unavailableRaw)} is not less than replicas (${replicas}): every pod may go down at once`,
       'the rollout may stop every old pod before a new one is ready: zero capacity, an outage',
       'maxSurge: 1, maxUnavailable: 0')
   }

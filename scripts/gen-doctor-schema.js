@@ -6,8 +6,8 @@
 // compiled ajv validators, which let unknown fields through. Its TypeScript declarations carry the same
 // information (every property, which are required, enums as literal unions, arrays, maps, references), so
 // we read them with the TypeScript compiler at development time and keep only the closure of the kinds we
-// check. `node scripts/gen-doctor-schema.js` rewrites the file; `--check` exits 1 when it is stale (a test
-// runs that). Numbers are integers in every kind listed here (the generator fails if a `double` appears).
+// check. `npm run gen:doctor-schema` rewrites the file; `--check` exits 1 when it is stale (a test runs
+// that). Numbers are integers in every kind listed here (the generator fails if a `double` appears).
 import { readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, relative } from 'node:path'
@@ -86,8 +86,7 @@ export function buildSchema () {
     const properties = {}
     const required = []
     for (const property of checker.getPropertiesOfType(type)) {
-      const declaration = property.valueDeclaration ?? property.declarations[0]
-      properties[property.getName()] = convert(checker.getNonNullableType(checker.getTypeOfSymbolAtLocation(property, declaration)))
+      properties[property.getName()] = convert(checker.getNonNullableType(checker.getTypeOfSymbolAtLocation(property, property.valueDeclaration)))
       if (!(property.flags & ts.SymbolFlags.Optional)) required.push(property.getName())
     }
     // An interface without properties (FieldsV1, RawExtension) is free-form JSON in the API.
@@ -120,17 +119,22 @@ export function renderModule (schema) {
   ].join('\n')
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const text = renderModule(buildSchema())
-  if (process.argv.includes('--check')) {
+let built
+/** `[--check] [--out FILE]`: writes the module, or with --check returns 1 when the file differs. */
+export function cli (argv) {
+  const at = argv.indexOf('--out')
+  const out = at >= 0 ? argv[at + 1] : outFile
+  built ??= renderModule(buildSchema())
+  if (argv.includes('--check')) {
     let current = ''
-    try { current = readFileSync(outFile, 'utf8') } catch {}
-    if (current !== text) {
-      console.error(`${relative(root, outFile)} is stale: run node scripts/gen-doctor-schema.js`)
-      process.exitCode = 1
-    }
-  } else {
-    writeFileSync(outFile, text)
-    console.log(`wrote ${relative(root, outFile)} (${text.length} bytes)`)
+    try { current = readFileSync(out, 'utf8') } catch {}
+    if (current === built) return 0
+    console.error(`${relative(root, out)} is stale: run npm run gen:doctor-schema`)
+    return 1
   }
+  writeFileSync(out, built)
+  console.log(`wrote ${relative(root, out)} (${built.length} bytes)`)
+  return 0
 }
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) process.exitCode = cli(process.argv.slice(2))
