@@ -49,6 +49,8 @@ export function wireExit (config: GracefulConfig, log: FastifyBaseLogger,
   const cwg = closeWithGrace({
     delay: config.hardDeadline,
     skip: skip as closeWithGrace.AllEvents[],
+    // close-with-grace logs through this only when the callback below throws, which shutdown() never does.
+    /* c8 ignore next */
     logger: { error: (err: unknown) => log.error({ err }, 'shutdown failed') },
     onTimeout: (delay: number) => log.fatal({ hardDeadlineMs: delay }, 'hard deadline reached: exiting now'),
     onSecondSignal: (signal: string) => log.fatal({ signal }, 'second signal during shutdown: exiting now'),

@@ -46,6 +46,8 @@ const cases: Array<[string, unknown, string, RegExp]> = [
   ['two readiness checks with one name', { readinessChecks: [{ name: 'db', check: () => true }, { name: 'db', check: () => true }] }, 'FST_GRACEFUL_INVALID_OPTION', /"readinessChecks\[1\]\.name" must be a non-empty string, unique/],
   ['a readiness check without a function', { readinessChecks: [{ name: 'db', check: 'ping' }] }, 'FST_GRACEFUL_INVALID_OPTION', /"readinessChecks\[0\]\.check" must be a function, got "ping"/],
   ['a readiness check with a bad timeout', { readinessChecks: [{ name: 'db', check: () => true, timeout: 0 }] }, 'FST_GRACEFUL_INVALID_DURATION', /"readinessChecks\[0\]\.timeout" must be a finite number of milliseconds from 1 /],
+  ['a readiness check timeout that is not a number', { readinessChecks: [{ name: 'db', check: () => true, timeout: '1s' }] }, 'FST_GRACEFUL_INVALID_OPTION', /"readinessChecks\[0\]\.timeout" must be a number of milliseconds, got "1s"\. Fix: pass a number, e\.g\. \{ readinessChecks\[0\]\.timeout: 1000 \}/],
+  ['a short object as a signal', { signals: [{ name: 'SIGTERM' }] }, 'FST_GRACEFUL_UNKNOWN_SIGNAL', /holds \{"name":"SIGTERM"\}, which/],
   ['a readiness check with an unknown field', { readinessChecks: [{ name: 'db', check: () => true, timout: 5 }] }, 'FST_GRACEFUL_UNKNOWN_OPTION', /readinessChecks\[0\] has an unknown field "timout"/]
 ]
 

