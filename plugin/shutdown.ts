@@ -87,7 +87,8 @@ export class Graceful implements GracefulController {
   /** Process side effects, undone by `uninstall()`. */
   install (): void {
     const { config } = this
-    if (config.exit) this.exitWiring = wireExit(config, this.log, reason => this.shutdown(reason))
+    // close-with-grace's callback runs for the shutdown we armed it for, too: that is no second trigger.
+    if (config.exit) this.exitWiring = wireExit(config, this.log, reason => this.running ?? this.shutdown(reason))
     if (config.handleSignals) this.removeSignalListeners = listenToSignals(config.signals, signal => this.onSignal(signal))
   }
 
@@ -127,7 +128,7 @@ export class Graceful implements GracefulController {
 
   shutdown (reason = 'shutdown()'): Promise<ShutdownResult> {
     if (this.running !== null) {
-      if (reason !== 'shutdown()') this.log.info({ reason, state: this.current }, 'shutdown requested again: joining the running one')
+      this.log.info({ reason, state: this.current }, 'shutdown requested again: joining the running one')
       return this.running
     }
     this.running = this.run(reason)

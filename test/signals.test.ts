@@ -109,6 +109,8 @@ t.test('shutdown() with exit: true exits the process after the shutdown', async 
   const exit = await child.exited
   t.equal(exit.code, 0)
   t.ok(child.logs.some(msg('shutdown complete')))
+  t.match(child.logs.filter(msg('shutdown requested again: joining the running one')), [{ reason: 'deploy script' }], 'a later call is logged once')
+  t.notOk(child.logs.some(msg('still alive')))
 })
 
 t.test('an onClose hook that hangs: the hard deadline exits with 1', async t => {
