@@ -266,7 +266,11 @@ export class Cluster {
     }
     const t0 = performance.now()
     let deadline = t0 + graceMs
-    const until = async (at: number): Promise<undefined> => { await sleep(Math.max(0, at - performance.now())) }
+    // Timers of lost races are cleared, so a finished suite exits at once.
+    const timers = new AbortController()
+    const until = async (at: number): Promise<undefined> => {
+      await sleep(Math.max(0, at - performance.now()), undefined, { signal: timers.signal }).catch(() => {})
+    }
     const exitOrNothing = replica.exited.then(e => e)
     this.log(`${pod.name} preStop ${JSON.stringify(this.spec.preStop)}`)
     const hookRun = replica.preStop(this.spec.preStop)
@@ -291,6 +295,7 @@ export class Cluster {
       await replica.signal('SIGKILL')
       exit = await exitOrNothing
     }
+    timers.abort()
     const shutdownMs = exit.at - t0
     this.log(`${pod.name} exited with ${exit.code} after ${shutdownMs.toFixed(0)} ms`)
     return {

@@ -56,19 +56,23 @@ export class Proxy {
     return stats
   }
 
-  /** L4: the connection goes to one endpoint for its whole life; a refused upstream resets the client. */
+  /**
+   * L4: the connection goes to one endpoint for its whole life; a refused upstream closes the client's
+   * connection. (Not resetAndDestroy(): on Node 20 a socket reset that way can leave the process spinning
+   * in its exit cleanup, seen here.)
+   */
   private pin (client: net.Socket): void {
     this.l4Sockets.add(client)
     client.on('close', () => this.l4Sockets.delete(client))
     const eps = this.endpoints
-    if (eps.length === 0) { client.resetAndDestroy(); return }
+    if (eps.length === 0) { client.destroy(); return }
     const ep = eps[this.next++ % eps.length] as Endpoint
     const stats = this.statsOf(ep.name)
     stats.requests++
     const upstream = net.connect(ep.port, '127.0.0.1')
     this.l4Sockets.add(upstream)
     upstream.on('close', () => this.l4Sockets.delete(upstream))
-    upstream.on('error', () => { stats.errors++; client.resetAndDestroy() })
+    upstream.on('error', () => { stats.errors++; client.destroy() })
     client.on('error', () => upstream.destroy())
     client.pipe(upstream)
     upstream.pipe(client)

@@ -5,7 +5,7 @@
 // connection stays on loopback (no traffic to the Docker bridge) and there is no docker-proxy in the
 // path, so a refused or reset connection is seen as such. Node still runs as PID 1 of the container's
 // PID namespace, which is what the signal behaviour depends on.
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { constants } from 'node:os'
@@ -30,6 +30,8 @@ export interface HookResult { ok: boolean, detail: string }
 
 export interface Replica {
   readonly name: string
+  /** The container's id (containers only). */
+  readonly id?: string
   /** The port it listens on, on 127.0.0.1. */
   readonly port: number
   readonly exited: Promise<ReplicaExit>
@@ -84,6 +86,18 @@ async function httpHook (port: number, path: string): Promise<HookResult> {
   }
 }
 
+/** Containers this process created and has not removed yet. */
+const created = new Set<string>()
+
+/**
+ * Removes them at once, synchronously: for a test process ended by a signal (tap's timeout, Ctrl-C),
+ * which would otherwise leave its containers behind.
+ */
+export function removeContainersSync (): void {
+  if (created.size > 0) spawnSync(DOCKER, ['rm', '-f', ...created], { stdio: 'ignore', timeout: 60_000 })
+  created.clear()
+}
+
 export interface ContainerOptions {
   image: string
   security?: Security
@@ -114,10 +128,12 @@ export function containerRuntime (opts: ContainerOptions): Runtime {
         ...securityArgs(opts.security), ...envArgs, opts.image])
       if (res.code !== 0) throw new Error(`docker run ${fullName} failed: ${res.stderr.trim()}`)
       const id = res.stdout.trim()
+      created.add(id)
       // `docker wait` prints the exit status when the container stops: 137 after SIGKILL.
       const exited = run(DOCKER, ['wait', id], 24 * 3600_000).then(r => ({ code: r.code === 0 ? Number(r.stdout.trim()) : -1, at: performance.now() }))
       return {
         name,
+        id,
         port,
         exited,
         async preStop (hook) {
@@ -138,6 +154,7 @@ export function containerRuntime (opts: ContainerOptions): Runtime {
         },
         async remove () {
           await run(DOCKER, ['rm', '-f', id])
+          created.delete(id)
         }
       }
     }
@@ -169,9 +186,11 @@ export function processRuntime (opts: ProcessOptions = {}): Runtime {
     kind: 'process',
     async start (name, env) {
       const port = await freePort()
-      // A clean environment: nothing of the test runner's loaders or coverage hooks.
+      // A clean environment, as in a container. `env -i` because a test runner may hook spawn() to add its
+      // loaders and coverage variables (tap's processinfo does); env then execs node, keeping the PID.
       const childEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, PORT: String(port), HOST: '127.0.0.1' }
-      const child: ChildProcess = spawn(process.execPath, [entry], { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+      const child: ChildProcess = spawn('/usr/bin/env', ['-i', ...Object.entries(childEnv).map(([k, v]) => `${k}=${v}`), process.execPath, entry],
+        { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
       const lines: LogLine[] = []
       createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', l => lines.push(...parseLines(l)))
       child.stderr?.resume()

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { buildImages, dockerUnavailable, IMAGE, SHELL_FORM_IMAGE } from './docker.js'
 import {
-  containerRuntime, loadDeployment, processRuntime, REPO_ROOT, runRolloutScenario, withOverrides,
+  containerRuntime, DOCKER, loadDeployment, processRuntime, removeContainersSync, REPO_ROOT, run, runRolloutScenario, withOverrides,
   type Runtime, type ScenarioResult
 } from './driver.js'
 import { formatSummary, verdict } from './summary.js'
@@ -24,6 +24,14 @@ const TIMINGS = {
 const LOAD = { fastConcurrency: 4, fastWorkMs: 5, fastPauseMs: 20, slowConcurrency: 3, slowMinMs: 1000, slowMaxMs: 2000, jobIntervalMs: 300, jobMinMs: 1500, jobMaxMs: 2500 }
 
 const spec = withOverrides(loadDeployment(), TIMINGS)
+
+// Ended by a signal (tap's timeout, Ctrl-C): remove this run's containers, then end as the signal would.
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(sig, () => {
+    removeContainersSync()
+    process.kill(process.pid, sig)
+  })
+}
 const summaries: string[] = []
 
 function report (t: Test, title: string, r: ScenarioResult): void {
@@ -80,6 +88,9 @@ t.teardown(() => {
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'summary.txt'), summaries.join('\n\n') + '\n')
   process.stderr.write('\ne2e summaries written to .e2e/summary.txt\n')
+  if (process.env.E2E_DEBUG_HANDLES === '1') {
+    setInterval(() => process.stderr.write(`active: ${JSON.stringify(process.getActiveResourcesInfo())}\n`), 3000).unref()
+  }
 })
 
 const built = existsSync(join(REPO_ROOT, 'dist/service/main.js'))
@@ -101,6 +112,17 @@ if (noDocker !== undefined) process.stderr.write(`\nSKIP containers: no Docker e
 t.test('containers of the image built from the Dockerfile', { skip: noDocker === undefined ? false : `no Docker engine reachable: ${noDocker}` }, async t => {
   await buildImages(l => t.comment(l))
   const containers = (image: string): Runtime => containerRuntime({ image, security: spec.security })
+
+  await t.test('the image: node is PID 1, user 1000:1000, fastify present, no dev dependencies', async t => {
+    const replica = await containers(IMAGE).start('inspect', spec.env)
+    t.teardown(() => replica.remove())
+    const sh = async (script: string): Promise<string> => (await run(DOCKER, ['exec', replica.id ?? '', 'sh', '-c', script])).stdout.trim()
+    t.equal(await sh('tr "\\0" " " < /proc/1/cmdline'), 'node dist/service/main.js', 'the exec-form CMD makes node PID 1')
+    t.equal(await sh('echo "$(id -u):$(id -g)"'), '1000:1000', 'runs as 1000:1000')
+    t.match(await sh('node -p "require(\'fastify/package.json\').version"'), /^5\./, 'fastify (a peer dependency) is installed')
+    t.equal(await sh('ls node_modules/typescript node_modules/tap 2>/dev/null | wc -l'), '0', 'no dev dependencies')
+    t.equal(await sh('ls /bin/kill /usr/bin/kill 2>/dev/null | wc -l'), '0', 'like the slim images, no /bin/kill: the preStop must not need it')
+  })
 
   await t.test('rolling update under load: no failed request, no lost job, every container exits 0 in time', async t => {
     const r = await scenario(containers(IMAGE))
