@@ -50,8 +50,9 @@ export function wireExit (config: GracefulConfig, log: FastifyBaseLogger,
     delay: config.hardDeadline,
     skip: skip as closeWithGrace.AllEvents[],
     // close-with-grace logs through this only when the callback below throws, which shutdown() never does.
-    /* c8 ignore next */
+    /* c8 ignore start */
     logger: { error: (err: unknown) => log.error({ err }, 'shutdown failed') },
+    /* c8 ignore stop */
     onTimeout: (delay: number) => log.fatal({ hardDeadlineMs: delay }, 'hard deadline reached: exiting now'),
     onSecondSignal: (signal: string) => log.fatal({ signal }, 'second signal during shutdown: exiting now'),
     onSecondError: (err: unknown) => log.fatal({ err }, 'second uncaught error during shutdown: exiting now')

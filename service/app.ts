@@ -8,7 +8,7 @@ export interface AppConfig {
   /** false: the naive service without the plugin (negative control). */
   graceful: boolean
   /** Fastify's logger option. */
-  logger?: FastifyServerOptions['logger']
+  logger: FastifyServerOptions['logger']
   /** Passed to the plugin as is; tests use { handleSignals: false, exit: false }. */
   gracefulOptions?: Omit<GracefulOptions, 'drainDelay' | 'timeout'>
 }
@@ -24,7 +24,7 @@ const msSchema = { type: 'integer', minimum: 0, maximum: MAX_WORK_MS } as const
  * - GET /jobs/:id: the job's state.
  */
 export async function buildApp (config: AppConfig): Promise<FastifyInstance> {
-  const app = Fastify({ logger: config.logger ?? true })
+  const app = Fastify({ logger: config.logger })
   const jobs = new JobStore()
 
   if (config.graceful) {

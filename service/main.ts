@@ -9,8 +9,9 @@ let config
 try {
   config = readConfig(process.env)
 } catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  pino().fatal({ variable: err.variable, code: err.code }, err.message)
+  // readConfig throws nothing but ConfigError.
+  const { variable, code, message } = err as ConfigError
+  pino().fatal({ variable, code }, message)
   process.exit(EXIT_BAD_CONFIG)
 }
 

@@ -7,8 +7,8 @@ import { EXIT_INTERRUPTED } from './exit-codes.js'
 
 const STEP_MS = 100
 
-const total = Number(process.argv[2])
-if (!Number.isInteger(total) || total < 0) {
+const arg = process.argv[2] ?? ''
+if (!/^\d+$/.test(arg)) {
   console.error(`worker: expected a whole number of milliseconds, got ${JSON.stringify(process.argv[2])}`)
   process.exit(2)
 }
@@ -17,6 +17,7 @@ let stopBy: string | null = null
 const stop = (signal: string): void => { stopBy ??= signal }
 process.on('SIGTERM', stop)
 process.on('SIGINT', stop)
+const total = Number(arg)
 console.log(JSON.stringify({ event: 'running', steps: Math.ceil(total / STEP_MS) }))
 
 const steps = Math.ceil(total / STEP_MS)

@@ -90,6 +90,24 @@ t.test('a child job killed from outside (the OOM killer) is reported failed with
   t.match(lines.find(l => l.msg === 'job failed'), { level: 50, jobId: id, kind: 'child', signal: 'SIGKILL' })
 })
 
+t.test('a child job accepted during the drain is told to stop at once', async t => {
+  const app = await buildApp({ drainDelayMs: 400, shutdownTimeoutMs: 5000, graceful: true, logger: false, gracefulOptions: { handleSignals: false, exit: false } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const shutdown = app.graceful.shutdown()
+  const res = await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 20000, kind: 'child' } })
+  t.equal(res.statusCode, 202, 'still accepted: the drain serves normally')
+  const { id } = res.json()
+  let job = (await app.inject(`/jobs/${id}`)).json()
+  while (job.state === 'running') {
+    await sleep(20)
+    job = (await app.inject(`/jobs/${id}`)).json()
+  }
+  // Stopped before or after its handler was installed: exit 75, or killed by our SIGTERM. Interrupted either way.
+  t.equal(job.state, 'interrupted')
+  t.ok(job.exitCode === 75 || job.signal === 'SIGTERM', `exit ${job.exitCode}, signal ${job.signal}`)
+  t.equal((await shutdown).exitCode, 0)
+})
+
 t.test('the job store forgets the oldest finished jobs past 1000', async t => {
   const store = new JobStore()
   const first = store.create('inline', 1)
