@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { registerHealthRoutes } from './health.js'
-import { resolveOptions, type GracefulOptions } from './options.js'
+import { assertFastifyVersion, resolveOptions, type GracefulOptions } from './options.js'
 import { Graceful, setConnectionClose, type GracefulController } from './shutdown.js'
 import type { TaskDone } from './tasks.js'
 
@@ -21,6 +21,7 @@ declare module 'fastify' {
 
 const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => {
   // Fail at registration, before anything is installed.
+  assertFastifyVersion(fastify.version)
   const config = resolveOptions(options)
   const graceful = new Graceful(fastify, config, fastify.log)
   const { tracker } = graceful

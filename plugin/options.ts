@@ -199,3 +199,17 @@ export function resolveOptions (options: unknown = {}): GracefulConfig {
     hardDeadline: drainDelay + timeout + HARD_DEADLINE_MARGIN
   })
 }
+
+/**
+ * Fastify 5.9.0 to 5.11.0 destroy requests in flight on close() with the default forceCloseConnections:
+ * exactly what a graceful shutdown must not do (fixed in 5.11.1).
+ */
+export function assertFastifyVersion (version: string): void {
+  const [major = 0, minor = 0, patch = 0] = version.split(/[.-]/).map(Number)
+  const n = major * 1_000_000 + minor * 1000 + patch
+  if (n >= 5_009_000 && n < 5_011_001) {
+    throw new GracefulError('FST_GRACEFUL_FASTIFY_VERSION',
+      `fastify ${version} destroys requests in flight on close(), which defeats a graceful shutdown (fixed in 5.11.1). ` +
+      'Fix: npm install fastify@^5.11.1')
+  }
+}

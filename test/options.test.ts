@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import graceful, { DEFAULTS, GracefulError } from '../plugin/index.js'
-import { resolveOptions } from '../plugin/options.js'
+import { assertFastifyVersion, resolveOptions } from '../plugin/options.js'
 
 const base = { handleSignals: false, exit: false }
 
@@ -74,6 +74,17 @@ t.test('nothing is installed when registration fails', async t => {
   const before = process.listenerCount('SIGTERM')
   await registrationError({ drainDelay: -5 })
   t.equal(process.listenerCount('SIGTERM'), before)
+})
+
+t.test('fastify 5.9.0 to 5.11.0 are refused: they destroy requests in flight on close()', async t => {
+  for (const version of ['5.9.0', '5.10.2', '5.11.0']) {
+    t.throws(() => assertFastifyVersion(version), {
+      code: 'FST_GRACEFUL_FASTIFY_VERSION',
+      message: new RegExp(`fastify ${version.replace(/\./g, '\\.')} destroys requests in flight on close\\(\\).*Fix: npm install fastify@\\^5\\.11\\.1`)
+    }, version)
+  }
+  for (const version of ['5.8.4', '5.11.1', '5.12.8', '5.13.0-rc.1']) t.doesNotThrow(() => assertFastifyVersion(version), version)
+  t.doesNotThrow(() => assertFastifyVersion(Fastify().version), 'the installed fastify')
 })
 
 t.test('duplicate signals are folded', async t => {
