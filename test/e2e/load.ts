@@ -16,6 +16,8 @@ export interface RequestRecord {
   ok: boolean
   upstream?: string
   error?: string
+  /** A GET that failed at once on a kept-alive connection and was sent again (see STALE_RETRY_MS). */
+  retriedAfter?: string
 }
 
 export interface AcceptedJob { id: string, upstream: string, ms: number, at: number }
@@ -45,6 +47,15 @@ export interface LoadResult {
 
 /** After a failure a loop pauses, so an outage is counted, not hammered. */
 const FAILURE_PAUSE_MS = 100
+/**
+ * The keep-alive race every HTTP/1.1 server has: a server closes an idle kept-alive connection just as
+ * the client sends on it. Clients answer it by sending an idempotent request again on a new connection
+ * (Go's net/http, browsers, nginx's proxy_next_upstream). The load does the same, once, for a GET whose
+ * socket failed within this many ms with no response at all; the retry is counted and shown, never hidden.
+ * A request the server dropped mid-work fails later than this and is not retried.
+ */
+const STALE_RETRY_MS = 25
+const STALE_ERRORS = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
 
 const between = (min: number, max: number): number => Math.round(min + Math.random() * (max - min))
 
@@ -78,6 +89,21 @@ export class Load {
   private readonly doors: Via[]
 
   private async request (via: Via, kind: Kind, path: string, init: RequestInit = {}): Promise<{ rec: RequestRecord, body: string }> {
+    const first = await this.attempt(via, kind, path, init)
+    const { rec } = first
+    if (rec.ok || init.method !== undefined || rec.status !== 0 || rec.ms > STALE_RETRY_MS || !STALE_ERRORS.has(rec.error ?? '')) {
+      this.records.push(rec)
+      return first
+    }
+    const again = await this.attempt(via, kind, path, init)
+    again.rec.retriedAfter = rec.error
+    again.rec.start = rec.start
+    again.rec.ms += rec.ms
+    this.records.push(again.rec)
+    return again
+  }
+
+  private async attempt (via: Via, kind: Kind, path: string, init: RequestInit): Promise<{ rec: RequestRecord, body: string }> {
     const start = performance.now()
     const rec: RequestRecord = { kind, via, start, ms: 0, status: 0, ok: false }
     let body = ''
@@ -93,7 +119,6 @@ export class Load {
       rec.error = e.cause?.code ?? e.cause?.message ?? e.message
     }
     rec.ms = performance.now() - start
-    this.records.push(rec)
     return { rec, body }
   }
 

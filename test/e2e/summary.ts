@@ -33,6 +33,9 @@ export function formatSummary (title: string, r: ScenarioResult): string {
     const ms = rs.filter(q => q.ok).map(q => q.ms)
     out.push(pad([k, rs.length, rs.filter(q => !q.ok).length, percentile(ms, 50).toFixed(0), percentile(ms, 99).toFixed(0), Math.max(0, ...ms).toFixed(0)], w))
   }
+  const retried = r.requests.filter(q => q.retriedAfter !== undefined)
+  out.push(`retried once after a stale keep-alive connection (${retried.filter(q => q.ok).length} then ok): ${retried.length}` +
+    (retried.length > 0 ? ` (${[...new Set(retried.map(q => q.retriedAfter))].join(', ')})` : ''))
   out.push(`jobs: ${r.jobs.accepted.length} accepted, ${r.jobs.completed} completed, ${r.jobs.lost.length} lost`)
   const failures = r.requests.filter(q => !q.ok)
   if (failures.length > 0) {
