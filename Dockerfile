@@ -31,15 +31,12 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# This repository is a plugin, so fastify is a peerDependency (and a devDependency for
-# its tests); the lockfile then marks fastify dev-only and `--omit=dev` would drop it.
-# Dropping the devDependency entry makes npm install it as the root's peer, at the
-# locked version. (Your own app lists fastify in `dependencies`: delete that line.)
-# `npm ls` fails the build if fastify is still missing.
+# fastify is this repository's peerDependency (it is a plugin); npm installs a root
+# package's peers with its dependencies, so --omit=dev keeps it. (Your app lists fastify
+# in `dependencies`.) `npm ls` fails the build if fastify is missing all the same.
 RUN --mount=type=secret,id=npm_ca,required=false \
     if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
-    npm pkg delete devDependencies.fastify \
-    && npm ci --omit=dev --no-audit --no-fund \
+    npm ci --omit=dev --no-audit --no-fund \
     && npm ls --omit=dev fastify >/dev/null
 
 # ---- runtime: what runs in the pod ------------------------------------------------
