@@ -12,10 +12,21 @@ import { sleep } from './helpers/app.js'
 
 const root = new URL('../', import.meta.url)
 
-async function service (t: Test, graceful = true) {
-  const app = await buildApp({ drainDelayMs: 0, shutdownTimeoutMs: 5000, graceful, logger: false, gracefulOptions: { handleSignals: false, exit: false } })
+type Line = Record<string, unknown>
+
+/** The service in process, no process side effects; its log lines are collected in `lines`. */
+async function service (t: Test, graceful = true, timing: { drainDelayMs?: number, shutdownTimeoutMs?: number } = {}) {
+  const lines: Line[] = []
+  const app = await buildApp({
+    drainDelayMs: 0,
+    shutdownTimeoutMs: 5000,
+    ...timing,
+    graceful,
+    logger: { level: 'info', stream: { write: (line: string) => { lines.push(JSON.parse(line) as Line) } } },
+    gracefulOptions: { handleSignals: false, exit: false }
+  })
   t.teardown(() => app.close())
-  return app
+  return Object.assign(app, { lines })
 }
 
 t.test('GET /work?ms=N answers after N ms; bad or too large N is a 400 that says why', async t => {
@@ -47,7 +58,7 @@ t.test('POST /jobs answers 202 at once; the job runs on as a task; GET /jobs/:id
   t.match(bad.json().message, /kind must be equal to one of the allowed values/)
 })
 
-t.test('a child job finishes with exit code 0; an inline job past the deadline is interrupted', async t => {
+t.test('a child job that runs to its end finishes with exit code 0', async t => {
   const app = await service(t)
   const { id } = (await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 200, kind: 'child' } })).json()
   while ((await app.inject(`/jobs/${id}`)).json().state === 'running') await sleep(50)
@@ -55,32 +66,18 @@ t.test('a child job finishes with exit code 0; an inline job past the deadline i
 })
 
 t.test('an inline job still running at the deadline is interrupted, and says so', async t => {
-  const lines: Array<Record<string, unknown>> = []
-  const app = await buildApp({
-    drainDelayMs: 0,
-    shutdownTimeoutMs: 200,
-    graceful: true,
-    logger: { level: 'info', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } },
-    gracefulOptions: { handleSignals: false, exit: false }
-  })
+  const app = await service(t, true, { shutdownTimeoutMs: 200 })
   const { id } = (await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 10000 } })).json()
   const result = await app.graceful.shutdown()
   t.equal(result.exitCode, 1)
   t.match(result.pending, [{ kind: 'task', name: `job inline ${id}` }])
   await sleep(20)
-  t.match(lines.find(l => l.msg === 'job interrupted: can be retried'), { level: 40, jobId: id, kind: 'inline', state: 'interrupted' })
+  t.match(app.lines.find(l => l.msg === 'job interrupted: can be retried'), { level: 40, jobId: id, kind: 'inline', state: 'interrupted' })
 })
 
 t.test('a child job killed from outside (the OOM killer) is reported failed with its signal', async t => {
-  const lines: Array<Record<string, unknown>> = []
-  const app = await buildApp({
-    drainDelayMs: 0,
-    shutdownTimeoutMs: 5000,
-    graceful: true,
-    logger: { level: 'info', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } },
-    gracefulOptions: { handleSignals: false, exit: false }
-  })
-  t.teardown(() => app.close())
+  const app = await service(t)
+  const { lines } = app
   const { id } = (await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 20000, kind: 'child' } })).json()
   while (!lines.some(l => l.msg === 'child job says' && l.jobId === id)) await sleep(20)
   const started = lines.find(l => l.msg === 'child job started' && l.jobId === id) as { childPid: number }
@@ -91,7 +88,7 @@ t.test('a child job killed from outside (the OOM killer) is reported failed with
 })
 
 t.test('a child job accepted during the drain is told to stop at once', async t => {
-  const app = await buildApp({ drainDelayMs: 400, shutdownTimeoutMs: 5000, graceful: true, logger: false, gracefulOptions: { handleSignals: false, exit: false } })
+  const app = await service(t, true, { drainDelayMs: 400 })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const shutdown = app.graceful.shutdown()
   const res = await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 20000, kind: 'child' } })
