@@ -1,0 +1,69 @@
+// One "hello world" Fastify server per overhead variant, chosen by VARIANT. Every variant answers the same
+// route the same way; only what is registered around it differs. No logger: its cost (several µs a
+// request) would hide the few hundred nanoseconds being measured, so these are the plugins' costs at their
+// most visible.
+import { setTimeout as sleep } from 'node:timers/promises'
+import Fastify, { type FastifyInstance } from 'fastify'
+import graceful from '../../plugin/index.js'
+import { ALTERNATIVES } from './alternatives.js'
+
+export const VARIANTS = ['bare', 'bare-2', 'graceful', 'under-pressure', 'terminus', 'lightship', ...Object.keys(ALTERNATIVES)] as const
+
+const variant = process.env.VARIANT ?? 'bare'
+const port = Number(process.env.PORT ?? 0)
+const app: FastifyInstance = Fastify({ logger: false })
+let onListening = async (): Promise<void> => {}
+
+switch (variant) {
+  case 'bare':
+  case 'bare-2':
+    break
+  case 'graceful':
+    // The defaults: signals handled, close-with-grace wired for the exit.
+    await app.register(graceful, { drainDelay: 5000, timeout: 30_000 })
+    break
+  case 'under-pressure': {
+    const { default: underPressure } = await import('@fastify/under-pressure')
+    // As its README shows it: every check on, so its onRequest hook compares all of them.
+    await app.register(underPressure, {
+      maxEventLoopDelay: 1000,
+      maxHeapUsedBytes: 1_000_000_000,
+      maxRssBytes: 1_500_000_000,
+      maxEventLoopUtilization: 0.98,
+      exposeStatusRoute: '/readyz'
+    })
+    break
+  }
+  case 'terminus': {
+    const { createTerminus } = await import('@godaddy/terminus')
+    // Wraps the server's 'request' listener (health URLs answered before Fastify) and, through stoppable,
+    // counts requests per socket.
+    createTerminus(app.server, {
+      signals: ['SIGHUP', 'SIGTERM', 'SIGINT'],
+      healthChecks: { '/readyz': async () => {} },
+      beforeShutdown: async () => { await sleep(5000) },
+      timeout: 30_000,
+      useExit0: true
+    })
+    break
+  }
+  case 'lightship': {
+    const { createLightship } = await import('lightship')
+    // Health answers on a second port, so the app's own request path is untouched.
+    const lightship = await createLightship({ detectKubernetes: false, port: 0, shutdownDelay: 5000, signals: ['SIGHUP', 'SIGTERM', 'SIGINT'] })
+    lightship.registerShutdownHandler(async () => { await app.close() })
+    onListening = async () => { lightship.signalReady() }
+    break
+  }
+  default: {
+    const alternative = ALTERNATIVES[variant]
+    if (alternative === undefined) throw new Error(`VARIANT must be one of ${VARIANTS.join(', ')}, got ${JSON.stringify(variant)}`)
+    await app.register(alternative)
+  }
+}
+
+app.get('/', async () => ({ hello: 'world' }))
+await app.listen({ port, host: '127.0.0.1' })
+await onListening()
+const address = app.server.address()
+console.log(JSON.stringify({ msg: 'listening', variant, port: typeof address === 'object' && address !== null ? address.port : port, pid: process.pid }))
