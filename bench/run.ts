@@ -1,0 +1,99 @@
+// `npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks] [--out=DIR]`
+// Runs the items one after the other, printing progress as it goes, then writes RESULTS.md, rollout.svg
+// and results.json (the figures without the raw request records). The full run writes into bench/; a quick
+// run into dist/bench-run/bench/ unless --out says otherwise, so a smoke run never replaces the committed figures.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { join, relative } from 'node:path'
+import { parseArgs } from 'node:util'
+import { rolloutSvg } from './chart.js'
+import { progress } from './lib/log.js'
+import { machine } from './lib/machine.js'
+import { BENCH_DIST, BENCH_SRC, ROOT } from './lib/paths.js'
+import { measureOverhead } from './overhead.js'
+import { renderResults, type Results } from './report.js'
+import { measureRollout } from './rollout.js'
+import { measureShutdown } from './shutdown.js'
+import { measureTasks } from './tasks.js'
+
+const ITEMS = ['overhead', 'shutdown', 'rollout', 'tasks'] as const
+type Item = typeof ITEMS[number]
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean', default: false }
+  }
+})
+if (values.help === true) {
+  process.stdout.write('npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks] [--out=DIR]\n')
+  process.exit(0)
+}
+const quick = values.quick === true
+const only = (values.only ?? ITEMS.join(',')).split(',').map(s => s.trim()) as Item[]
+for (const item of only) if (!ITEMS.includes(item)) throw new Error(`--only: unknown item ${JSON.stringify(item)}; items: ${ITEMS.join(', ')}`)
+const outDir = values.out ?? (quick ? BENCH_DIST : BENCH_SRC)
+
+const P = quick
+  ? {
+      overhead: { rounds: 3, warmupS: 2, windows: 1, windowS: 3 },
+      shutdown: { runs: 2 },
+      rollout: { runs: 1 },
+      tasks: { runs: 3, pairs: 200_000, pending: 100_000, hotpathRuns: 2, hotpathSeconds: 1 }
+    }
+  : {
+      overhead: { rounds: 8, warmupS: 3, windows: 1, windowS: 6 },
+      shutdown: { runs: 5 },
+      rollout: { runs: 5 },
+      tasks: { runs: 7, pairs: 1_000_000, pending: 100_000, hotpathRuns: 5, hotpathSeconds: 2 }
+    }
+
+const started = performance.now()
+const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
+const results: Results = { machine: machine(), command, quick, durationS: 0 }
+progress('bench', `${quick ? 'quick' : 'full'} run of ${only.join(', ')} on ${results.machine.cpus} × ${results.machine.cpu}, Node ${results.machine.node}; ` +
+  `load average ${results.machine.loadStart.map(v => v.toFixed(2)).join(' ')}`)
+
+if (only.includes('overhead')) {
+  results.overhead = await measureOverhead({
+    variants: ['bare', 'bare-2', 'graceful', 'under-pressure', 'terminus', 'lightship', 'hook-only', 'hook+close', 'copy', 'linked'],
+    connections: 8,
+    pipelining: 1,
+    rate: 0,
+    loadgen: 'processes',
+    ...P.overhead
+  })
+}
+if (only.includes('shutdown')) results.shutdown = await measureShutdown({ runs: P.shutdown.runs, workMs: 300, drainMs: 1000 })
+if (only.includes('tasks')) results.tasks = await measureTasks(P.tasks)
+let chart: string | undefined
+if (only.includes('rollout')) {
+  results.rollout = await measureRollout(P.rollout.runs)
+  chart = rolloutSvg(results.rollout.variants.map(v => {
+    const failed = v.chart.result.requests.filter(q => !q.ok).length
+    return {
+      title: v.variant.name,
+      summary: `${failed} of ${v.chart.result.requests.length} requests failed, ${v.chart.result.jobs.lost.length} of ${v.chart.result.jobs.accepted.length} jobs lost` +
+        ` · old replicas exited ${v.chart.result.rolloutStops.map(s => s.exitCode).join(', ')}${v.runs.length > 1 ? ' · median run' : ''}`,
+      result: v.chart.result,
+      t0: v.chart.t0
+    }
+  }))
+}
+
+results.machine.loadEnd = os.loadavg()
+results.durationS = (performance.now() - started) / 1000
+mkdirSync(outDir, { recursive: true })
+const chartFile = chart === undefined ? undefined : 'rollout.svg'
+if (chart !== undefined) writeFileSync(join(outDir, 'rollout.svg'), chart)
+writeFileSync(join(outDir, 'RESULTS.md'), renderResults(results, chartFile))
+// The raw figures, without the per-request records and timelines the chart was drawn from.
+const slim = {
+  ...results,
+  rollout: results.rollout === undefined ? undefined : { ...results.rollout, variants: results.rollout.variants.map(({ chart: _chart, ...v }) => v) }
+}
+writeFileSync(join(outDir, 'results.json'), JSON.stringify(slim, null, 1) + '\n')
+progress('bench', `done in ${(results.durationS / 60).toFixed(1)} min: ${relative(ROOT, join(outDir, 'RESULTS.md'))}` +
+  `${chart === undefined ? '' : `, ${relative(ROOT, join(outDir, 'rollout.svg'))}`}, ${relative(ROOT, join(outDir, 'results.json'))}`)
