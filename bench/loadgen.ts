@@ -18,4 +18,6 @@ process.on('message', msg => {
   if (msg === 'snap') process.send?.({ ok, errors })
   else if (msg === 'stop') { load.stop(); process.exit(0) }
 })
+// The bench went away: stop at once rather than load a dead port for an hour.
+process.on('disconnect', () => process.exit(0))
 process.send?.({ ok, errors })

@@ -7,7 +7,7 @@
 // jobs, frequency changes) hits both sides of each ratio alike. Each round starts fresh processes, so one
 // process's luck with the JIT does not bias every window. A second bare server (bare-2) is the A/A
 // control: its ratio to bare shows what the method cannot resolve.
-import { fork, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { join } from 'node:path'
 import autocannon, { type Instance } from 'autocannon'
@@ -17,7 +17,11 @@ import { cpuNs, mainThreadCpuNs, startNode, type Child } from './lib/proc.js'
 import { spread, pct, type Spread } from './lib/stats.js'
 
 export interface OverheadOptions {
-  variants: string[]
+  /**
+   * Servers loaded together, each group with bare Fastify as its baseline. Small groups: with ten servers
+   * and ten load generators on two cores, per-request figures drown in scheduling noise.
+   */
+  groups: string[][]
   /** Connections per server. */
   connections: number
   /** Requests sent on a connection before the first answer (1: none pipelined). */
@@ -32,6 +36,8 @@ export interface OverheadOptions {
   windowS: number
   /** Where autocannon runs: all instances in this process, or one process per server. */
   loadgen: 'inprocess' | 'processes'
+  /** Pin the servers to one CPU and the load generators to the other (taskset), instead of letting them roam. */
+  pin?: boolean
 }
 
 export interface VariantFigures {
@@ -103,20 +109,25 @@ const shuffle = <T>(xs: T[]): T[] => {
   return a
 }
 
-async function round (o: OverheadOptions, r: number, errors: Map<string, number>): Promise<Sample[][]> {
+async function round (o: OverheadOptions, group: string[], r: number, errors: Map<string, number>): Promise<Sample[][]> {
   const entry = join(BENCH_DIST, 'servers', 'hello.js')
   const loaded: Loaded[] = []
   try {
     // Started in a random order: no variant is always the one that starts on a machine still busy with the others.
-    for (const name of shuffle(o.variants)) loaded.push({ name, server: await startNode(entry, { VARIANT: name }), responses: 0, errors: 0 })
+    for (const name of shuffle(group)) loaded.push({ name, server: await startNode(entry, { VARIANT: name }, [], o.pin === true ? '1' : undefined), responses: 0, errors: 0 })
     const duration = o.warmupS + o.windows * o.windowS + 5
-    for (const l of loaded) {
-      if (o.loadgen === 'processes') {
-        l.gen = fork(join(BENCH_DIST, 'loadgen.js'), [`http://127.0.0.1:${l.server.port}/`, String(o.connections), String(o.pipelining), String(o.rate), String(duration)],
-          { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+    if (o.loadgen === 'processes') {
+      // Started together; each runs until told to stop (their start-up can take seconds on a busy machine).
+      await Promise.all(loaded.map(async l => {
+        const argv = [join(BENCH_DIST, 'loadgen.js'), `http://127.0.0.1:${l.server.port}/`, String(o.connections), String(o.pipelining), String(o.rate), '3600']
+        l.gen = o.pin === true
+          ? spawn('taskset', ['-c', '0', process.execPath, ...argv], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+          : spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
         await new Promise(resolve => l.gen?.once('message', resolve))
-        continue
-      }
+      }))
+    }
+    for (const l of loaded) {
+      if (o.loadgen === 'processes') continue
       l.load = autocannon({
         url: `http://127.0.0.1:${l.server.port}/`,
         connections: o.connections,
@@ -157,13 +168,14 @@ async function round (o: OverheadOptions, r: number, errors: Map<string, number>
       windows.push(samples)
       const base = samples.find(s => s.name === 'bare') as Sample
       progress('overhead', `round ${r + 1}/${o.rounds}${o.windows > 1 ? ` window ${w + 1}/${o.windows}` : ''}: bare ${base.cpuUs.toFixed(2)} µs/req at ` +
-        `${Math.round(base.rps)} req/s; ` + o.variants.filter(v => v !== 'bare').map(v => `${v} ${pct((samples.find(s => s.name === v)?.cpuUs ?? 0) / base.cpuUs)}`).join(', '))
+        `${Math.round(base.rps)} req/s; ` + group.filter(v => v !== 'bare').map(v => `${v} ${pct((samples.find(s => s.name === v)?.cpuUs ?? 0) / base.cpuUs)}`).join(', '))
     }
     return windows
   } finally {
     for (const l of loaded) {
       l.load?.stop()
-      l.gen?.send('stop')
+      if (l.gen?.connected === true) l.gen.send('stop')
+      l.gen?.kill()
       errors.set(l.name, (errors.get(l.name) ?? 0) + l.errors)
     }
     await Promise.all(loaded.map(async l => await l.server.kill()))
@@ -171,14 +183,15 @@ async function round (o: OverheadOptions, r: number, errors: Map<string, number>
 }
 
 export async function measureOverhead (o: OverheadOptions): Promise<OverheadResult> {
-  if (!o.variants.includes('bare')) throw new Error('the overhead bench needs the bare variant as its baseline')
-  progress('overhead', `${o.variants.length} servers (${o.variants.join(', ')}), all loaded at once: ${o.connections} connections each` +
+  for (const g of o.groups) if (!g.includes('bare')) throw new Error(`overhead group ${g.join(',')}: every group needs the bare variant as its baseline`)
+  const names = [...new Set(o.groups.flat())]
+  progress('overhead', `groups of servers loaded at once (${o.groups.map(g => g.join(', ')).join(' | ')}): ${o.connections} connections each` +
     `${o.pipelining > 1 ? `, pipelining ${o.pipelining}` : ''}${o.rate > 0 ? `, ${o.rate} req/s each` : ''}; ` +
     `${o.rounds} rounds of fresh processes, each ${o.warmupS} s warm-up then ${o.windows} × ${o.windowS} s measured`)
   const errors = new Map<string, number>()
   const all: Sample[][] = []
   const t0 = await machineTicks()
-  for (let r = 0; r < o.rounds; r++) all.push(...await round(o, r, errors))
+  for (let r = 0; r < o.rounds; r++) for (const g of shuffle(o.groups)) all.push(...await round(o, g, r, errors))
   const t1 = await machineTicks()
 
   const windows = all.map(samples => {
@@ -189,13 +202,14 @@ export async function measureOverhead (o: OverheadOptions): Promise<OverheadResu
     const base = samples.find(s => s.name === 'bare')?.mainUs ?? Number.NaN
     return Object.fromEntries(samples.map(s => [s.name, s.mainUs / base]))
   })
-  const variants = o.variants.map(name => {
-    const mine = all.map(samples => samples.find(s => s.name === name) as Sample)
+  const variants = names.map(name => {
+    const mine = all.map(samples => samples.find(s => s.name === name)).filter((s): s is Sample => s !== undefined)
+    const has = (w: Record<string, number>): boolean => w[name] !== undefined
     return {
       name,
       cpuUs: spread(mine.map(s => s.cpuUs)),
-      ratio: spread(windows.map(w => w[name] ?? Number.NaN)),
-      mainRatio: spread(windowsMain.map(w => w[name] ?? Number.NaN)),
+      ratio: spread(windows.filter(has).map(w => w[name] as number)),
+      mainRatio: spread(windowsMain.filter(has).map(w => w[name] as number)),
       rps: spread(mine.map(s => s.rps)),
       perCoreS: spread(mine.map(s => 1e6 / s.cpuUs)),
       errors: errors.get(name) ?? 0

@@ -44,17 +44,17 @@ function overheadSection (o: OverheadResult, out: string[], goals: string[][], n
   const opt = o.options
   const plugin = o.variants.find(v => v.name === 'graceful')
   const aa = o.aa
-  const ratios = (name: string): number[] => o.windows.map(w => w[name] ?? Number.NaN)
+  const ratios = (name: string): number[] => o.windows.filter(w => w[name] !== undefined).map(w => w[name] as number)
   const aaCi = medianCi(ratios('bare-2'))
   const resolution = Math.max(Math.abs(aaCi[0] - 1), Math.abs(aaCi[1] - 1))
   out.push('## 1. Per-request overhead', '')
-  out.push(`All servers run at once, one process each, each loaded by its own autocannon instance (${opt.connections} connections` +
+  out.push(`The servers run in groups (${opt.groups.map(g => g.join(', ')).join(' | ')}), each group loaded at once, one process per server, each server by its own autocannon process${opt.pin === true ? ' (servers pinned to CPU 1, load generators to CPU 0)' : ''} (${opt.connections} connections` +
     `${opt.pipelining > 1 ? `, pipelining ${opt.pipelining}` : ''}${opt.rate > 0 ? `, ${opt.rate} req/s` : ', closed loop'}) on \`GET /\` → ` +
     '`{"hello":"world"}`, logger off (the logger would add several µs a request and hide what is measured). ' +
-    `${opt.rounds} rounds, each with fresh processes started in random order, ${opt.warmupS} s of warm-up, then ` +
-    `${opt.windows > 1 ? `${opt.windows} windows` : 'a window'} of ${opt.windowS} s: **${o.windows.length} paired samples**. ` +
+    `${opt.rounds} rounds, each group in each round with fresh processes started in random order, ${opt.warmupS} s of warm-up, then ` +
+    `${opt.windows > 1 ? `${opt.windows} windows` : 'a window'} of ${opt.windowS} s: **${opt.rounds * opt.windows} paired samples per variant** (more for a variant in several groups). ` +
     'CPU per response = the server\'s CPU time over the window (sum over its threads of `/proc/<pid>/task/*/schedstat`, ns) ÷ the 200 ' +
-    'responses autocannon received in that window. Each variant is compared with bare Fastify *in the same window*; the table gives ' +
+    'responses its load generator received in that window. Each variant is compared with bare Fastify *in the same window*; the table gives ' +
     'the median of those paired ratios and their min–max.', '')
   out.push(`**Resolution.** A second bare Fastify process (A/A control) measured ${aa === undefined ? 'n/a' : fmtPct(aa)} against the first. ` +
     `The 95% confidence interval of that median is ${pct(aaCi[0])} to ${pct(aaCi[1])}: differences smaller than ` +
@@ -76,6 +76,17 @@ function overheadSection (o: OverheadResult, out: string[], goals: string[][], n
     for (const v of parts) out.push(row(v))
   }
   out.push('')
+  const fig = (name: string): OverheadResult['variants'][number] | undefined => o.variants.find(v => v.name === name)
+  const hookOnly = fig('hook-only')
+  const hookClose = fig('hook+close')
+  const linked = fig('linked')
+  if (plugin !== undefined && hookClose !== undefined && linked !== undefined && plugin.ratio.median > GOALS.overheadRatio) {
+    notes.push(`Where the plugin's per-request cost goes (same windows, vs bare): ${hookOnly === undefined ? '' : `an empty onRequest hook ${pct(hookOnly.ratio.median)}, `}` +
+      `the hook plus a \`close\` listener and a counter ${pct(hookClose.ratio.median)}, the plugin ${pct(plugin.ratio.median)}, and the same ` +
+      `bookkeeping with a linked list instead of the \`Map\` ${pct(linked.ratio.median)}. The \`Map\` keyed by the raw response is most of it: ` +
+      'with a handful of requests in flight V8 keeps rehashing and shrinking its small table as entries come and go (item 4 times that ' +
+      'bookkeeping alone).')
+  }
   if (plugin !== undefined) {
     const ci = medianCi(ratios('graceful'))
     const peers = o.variants.filter(v => PEERS.includes(v.name))

@@ -47,9 +47,11 @@ function parse (text: string): Line {
  * Runs `node <entry>` from the repository root with a clean environment plus `env` (PORT and HOST set),
  * and resolves once a line says it listens: pino's "Server listening at" or the bench servers' "listening".
  */
-export async function startNode (entry: string, env: Record<string, string> = {}, args: string[] = []): Promise<Child> {
+export async function startNode (entry: string, env: Record<string, string> = {}, args: string[] = [], cpus?: string): Promise<Child> {
   const port = await freePort()
-  const child = spawn(process.execPath, [...args, entry], {
+  // `cpus`: run under taskset, on those CPUs only.
+  const [cmd, argv] = cpus === undefined ? [process.execPath, [...args, entry]] : ['taskset', ['-c', cpus, process.execPath, ...args, entry]]
+  const child = spawn(cmd, argv, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOST: '127.0.0.1', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe']
