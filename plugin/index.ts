@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import { registerHealthRoutes } from './health.js'
 import { assertFastifyVersion, resolveOptions, type GracefulOptions } from './options.js'
 import { Graceful, setConnectionClose, type GracefulController } from './shutdown.js'
-import type { TaskDone } from './tasks.js'
+import { decorateReplies, type TaskDone } from './tasks.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -26,7 +26,8 @@ const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => 
   const graceful = new Graceful(fastify, config, fastify.log)
   const { tracker } = graceful
 
-  // Per-request hot path: one synchronous hook, a Map entry and one listener. The shared `release`
+  decorateReplies(fastify)
+  // Per-request hot path: one synchronous hook, a list link and one listener. The shared `release`
   // function (no closure per request) ends the request when its response closes: finished, or the
   // client went away.
   function release (this: ServerResponse): void {

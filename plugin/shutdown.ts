@@ -237,7 +237,7 @@ export class Graceful implements GracefulController {
   }
 
   private markInFlightConnectionClose (): void {
-    for (const reply of this.tracker.requests.values()) setConnectionClose(reply.raw)
+    for (const reply of this.tracker.requests()) setConnectionClose(reply.raw)
   }
 }
 
