@@ -150,9 +150,12 @@ function shutdownSection (s: ShutdownResult, out: string[], goals: string[][], n
   if (req !== undefined && job !== undefined) {
     const worst = Math.max(req.latencyMs.median, job.latencyMs.median)
     goals.push(['2', `last task ends → exit ≤ ${GOALS.lastTaskMs} ms`, `request ${ms(req.latencyMs)}; job ${ms(job.latencyMs)}`, met(worst <= GOALS.lastTaskMs)])
-    if (worst > GOALS.lastTaskMs && floor !== undefined) {
-      notes.push(`Last task → exit: ${worst.toFixed(1)} ms at the median, of which ${floor.latencyMs.median.toFixed(1)} ms is the floor ` +
-        'measured with a process that runs no code at all on SIGTERM.')
+    if (worst > GOALS.lastTaskMs) {
+      notes.push(`Last task → exit: ${worst.toFixed(1)} ms at the median, but the plugin's own part (up to its \`shutdown complete\` line) is ` +
+        `${req.ownMs.median.toFixed(1)} ms after a request and ${job.ownMs.median.toFixed(1)} ms after a job; the rest is the process ending` +
+        `${floor === undefined ? '' : `, which costs about as much for naive Fastify killed outright by SIGTERM (${floor.latencyMs.median.toFixed(1)} ms from signal to exit)`}. ` +
+        `The goal as measured includes that ending (${req.afterLogMs.median.toFixed(1)} ms after a request, ${job.afterLogMs.median.toFixed(1)} ms after a job, on this machine); ` +
+        `the plugin's own share is ${Math.max(req.ownMs.median, job.ownMs.median) <= GOALS.lastTaskMs ? 'within' : 'over'} it.`)
     }
   }
   if (idle !== undefined) {
@@ -168,8 +171,8 @@ function rolloutSection (r: RolloutResult, out: string[], goals: string[][], cha
     'endpoint changes reaching the proxy after 1 s, drain 2.5 s and timeout 5 s where the library has such settings. Load through the ' +
     'L7 (ingress-like) and L4 (Service-like) front doors: 4 loops of fast requests, 3 loops of 1–2 s requests, a 1.5–2.5 s background ' +
     `job every 300 ms. A job is lost when it was accepted (202) but never logged \`job completed\`. ${runs} runs per variant, interleaved.`, '')
-  out.push('| server | failed requests | of requests | failures by kind (all runs) | lost jobs | of accepted | old replicas exited | SIGKILL |')
-  out.push('| --- | --- | --- | --- | --- | --- | --- | --- |')
+  out.push('| server | failed requests | of requests | failures by kind (all runs) | GETs sent again (all runs) | lost jobs | of accepted | old replicas exited | SIGKILL |')
+  out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for (const v of r.variants) {
     const sum = (f: (x: RunFigures) => number): number => v.runs.reduce((a, x) => a + f(x), 0)
     const kinds: Record<string, number> = {}
@@ -177,10 +180,12 @@ function rolloutSection (r: RolloutResult, out: string[], goals: string[][], cha
     const codes = [...new Set(v.runs.flatMap(x => x.exitCodes))].join(', ')
     const errors = v.runs.filter(x => x.error !== undefined).length
     out.push(`| ${v.variant.name} | ${fmt(v.failed, 0)} | ${Math.round(sum(x => x.requests) / v.runs.length)} a run | ` +
-      `${Object.entries(kinds).map(([kind, n]) => `${kind} ${n}`).join(', ') || 'none'} | ${fmt(v.jobsLost, 0)} | ` +
+      `${Object.entries(kinds).map(([kind, n]) => `${kind} ${n}`).join(', ') || 'none'} | ${sum(x => x.retried ?? 0)} | ${fmt(v.jobsLost, 0)} | ` +
       `${Math.round(sum(x => x.jobsAccepted) / v.runs.length)} a run | ${codes} | ${sum(x => x.killed)}${errors > 0 ? ` (${errors} runs did not complete)` : ''} |`)
   }
-  out.push('', 'Medians over the runs, (min–max).', '')
+  out.push('', 'Medians over the runs, (min–max). "GETs sent again": the load, like Go\'s HTTP client, browsers and nginx, sends a GET ' +
+    'once more when its kept-alive connection fails within 25 ms with no response (the server closed it as the request went out); ' +
+    'such a GET counts as failed only if the second try fails too. Exit 129 is death by SIGHUP (128 + 1), 143 by SIGTERM.', '')
   if (chartFile !== undefined) {
     out.push(`![Rollout timeline: responses per second, ok and failed, and each replica's state, for each server](${chartFile})`, '')
     out.push('One run of each (the run with the median number of failures). Green area: ok responses per second; red: failed ' +

@@ -31,6 +31,8 @@ export interface RunFigures {
   requests: number
   failed: number
   failedByKind: Record<string, number>
+  /** GETs that failed at once on a kept-alive connection and were sent again (test/e2e/load.ts), ok or not. */
+  retried: number
   jobsAccepted: number
   jobsLost: number
   /** Exit codes of the old replicas stopped by the rollout, and how many needed SIGKILL. */
@@ -59,6 +61,7 @@ function figures (r: ScenarioResult): RunFigures {
     requests: r.requests.length,
     failed: failed.length,
     failedByKind,
+    retried: r.requests.filter(q => (q as { retriedAfter?: string }).retriedAfter !== undefined).length,
     jobsAccepted: r.jobs.accepted.length,
     jobsLost: r.jobs.lost.length,
     exitCodes: r.rolloutStops.map(s => s.exitCode),
@@ -92,7 +95,7 @@ export async function measureRollout (runs: number, variants = ROLLOUT_VARIANTS)
       all.set(v.short, list)
       const f = figures(result)
       progress('rollout', `run ${r + 1}/${runs} ${v.short}: ${f.failed}/${f.requests} requests failed ` +
-        `(${Object.entries(f.failedByKind).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}), ${f.jobsLost}/${f.jobsAccepted} jobs lost, ` +
+        `(${Object.entries(f.failedByKind).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}${f.retried > 0 ? `; ${f.retried} GETs sent again after a keep-alive race` : ''}), ${f.jobsLost}/${f.jobsAccepted} jobs lost, ` +
         `old replicas exited ${f.exitCodes.join(',')}${f.killed > 0 ? ` (${f.killed} SIGKILL)` : ''}, rollout ${(f.rolloutMs / 1000).toFixed(1)} s` +
         `${f.error === undefined ? '' : `; ERROR ${f.error}`}`)
     }

@@ -37,6 +37,8 @@ export interface CaseFigures {
   lost: number
   /** This plugin only: from its `shutdown complete` log line to the exit (Node and the kernel ending the process). */
   afterLogMs: Spread
+  /** This plugin only: the same latency up to its `shutdown complete` line, i.e. without the process's own ending. */
+  ownMs: Spread
   runs: number
   exitCodes: string[]
 }
@@ -97,15 +99,16 @@ export async function measureShutdown (o: ShutdownOptions, variants = SHUTDOWN_V
   const plan: Array<{ v: Variant, c: Case }> = []
   for (const v of variants) for (const c of ['request', 'job', 'idle'] as const) if (c !== 'job' || v.name.startsWith('this plugin')) plan.push({ v, c })
   progress('shutdown', `${plan.length} cases × ${o.runs} runs, interleaved; work ${o.workMs} ms, drain ${o.drainMs} ms for the idle case`)
-  const samples = new Map<string, { lat: number[], lost: number, exits: string[], after: number[] }>()
+  const samples = new Map<string, { lat: number[], lost: number, exits: string[], after: number[], own: number[] }>()
   for (let r = 0; r < o.runs; r++) {
     const line: string[] = []
     for (const { v, c } of plan) {
       const key = `${v.name}|${c}`
-      const s = samples.get(key) ?? { lat: [], lost: 0, exits: [], after: [] }
+      const s = samples.get(key) ?? { lat: [], lost: 0, exits: [], after: [], own: [] }
       samples.set(key, s)
       const { latency, exit, afterLog: after } = await once(v, c, o)
       if (after !== undefined) s.after.push(after)
+      if (after !== undefined && latency !== undefined) s.own.push(latency - after)
       if (latency === undefined) s.lost++
       else s.lat.push(latency)
       s.exits.push(exit)
@@ -116,8 +119,8 @@ export async function measureShutdown (o: ShutdownOptions, variants = SHUTDOWN_V
   return {
     options: o,
     cases: plan.map(({ v, c }) => {
-      const s = samples.get(`${v.name}|${c}`) ?? { lat: [], lost: 0, exits: [], after: [] }
-      return { variant: v.name, case: c, drainMs: c === 'idle' && v.drains ? o.drainMs : 0, latencyMs: spread(s.lat), lost: s.lost, afterLogMs: spread(s.after), runs: o.runs, exitCodes: [...new Set(s.exits)] }
+      const s = samples.get(`${v.name}|${c}`) ?? { lat: [], lost: 0, exits: [], after: [], own: [] }
+      return { variant: v.name, case: c, drainMs: c === 'idle' && v.drains ? o.drainMs : 0, latencyMs: spread(s.lat), lost: s.lost, afterLogMs: spread(s.after), ownMs: spread(s.own), runs: o.runs, exitCodes: [...new Set(s.exits)] }
     })
   }
 }

@@ -4,7 +4,7 @@ const t0 = performance.now()
 
 export function elapsed (): string {
   const s = (performance.now() - t0) / 1000
-  return `${Math.floor(s / 60)}:${(s % 60).toFixed(0).padStart(2, '0')}`
+  return `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, '0')}`
 }
 
 export function progress (section: string, msg: string): void {
