@@ -52,7 +52,7 @@ const P = quick
       tasks: { runs: 3, pairs: 200_000, pending: 100_000, hotpathRuns: 2, hotpathSeconds: 1 }
     }
   : {
-      overhead: { rounds: 6, warmupS: 3, windows: 1, windowS: 5 },
+      overhead: { rounds: 6, warmupS: 2, windows: 1, windowS: 5 },
       shutdown: { runs: 5 },
       rollout: { runs: 5 },
       tasks: { runs: 5, pairs: 1_000_000, pending: 100_000, hotpathRuns: 5, hotpathSeconds: 1.5 }
