@@ -1,8 +1,8 @@
 // The per-request bookkeeping alone, timed inside a real HTTP server under load: process.hrtime.bigint()
 // around the tracking call in the request handler and around the release in the response's 'close'
 // listener, minus the same with nothing between the two clock reads. MODE picks the bookkeeping:
-//   tracker  the plugin's TaskTracker (plugin/tasks.ts): a Map from raw response to reply
-//   linked   an intrusive doubly linked list through the replies (bench/servers/alternatives.ts's idea)
+//   tracker  the plugin's TaskTracker (plugin/tasks.ts): a linked list through the replies
+//   map      the plugin's former bookkeeping, kept here for comparison: a Map from raw response to reply
 //   none     only the clock reads and the 'close' listener
 // Prints one JSON object: ns per request for track and release.
 import http, { type ServerResponse } from 'node:http'
@@ -13,10 +13,8 @@ const mode = process.env.MODE ?? 'none'
 const seconds = Number(process.env.SECONDS ?? 4)
 const tracker = new TaskTracker()
 
-interface Reply { raw: ServerResponse, prev: Reply | null, next: Reply | null, startedAt: number }
-const kReply = Symbol('reply')
-type Raw = ServerResponse & { [kReply]?: Reply | null }
-const head: Reply = { raw: null as unknown as ServerResponse, prev: null, next: null, startedAt: 0 }
+interface Reply { raw: ServerResponse, startedAt: number }
+const requests = new Map<ServerResponse, Reply>()
 
 let trackNs = 0n
 let releaseNs = 0n
@@ -28,16 +26,9 @@ function releaseTracker (this: ServerResponse): void {
   releaseNs += process.hrtime.bigint() - t
   n++
 }
-function releaseLinked (this: Raw): void {
+function releaseMap (this: ServerResponse): void {
   const t = process.hrtime.bigint()
-  const r = this[kReply]
-  if (r != null) {
-    this[kReply] = null
-    const prev = r.prev as Reply
-    prev.next = r.next
-    if (r.next !== null) r.next.prev = prev
-    r.prev = r.next = null
-  }
+  requests.delete(this)
   releaseNs += process.hrtime.bigint() - t
   n++
 }
@@ -49,18 +40,14 @@ function releaseNone (this: ServerResponse): void {
 
 const server = http.createServer((_req, res) => {
   // What Fastify would have made by now: a reply object per request.
-  const reply: Reply = { raw: res, prev: null, next: null, startedAt: 0 }
+  const reply: Reply = { raw: res, startedAt: 0 }
   const t = process.hrtime.bigint()
   if (mode === 'tracker') {
     tracker.trackRequest(reply as never, releaseTracker)
-  } else if (mode === 'linked') {
+  } else if (mode === 'map') {
     reply.startedAt = Date.now()
-    reply.prev = head
-    reply.next = head.next
-    if (head.next !== null) head.next.prev = reply
-    head.next = reply
-    ;(res as Raw)[kReply] = reply
-    res.on('close', releaseLinked)
+    requests.set(res, reply)
+    res.on('close', releaseMap)
   } else {
     res.on('close', releaseNone)
   }
@@ -75,7 +62,7 @@ await autocannon({ url, connections: 8, duration: 1 })
 trackNs = releaseNs = 0n
 n = 0
 await autocannon({ url, connections: 8, duration: seconds })
-if (tracker.size !== 0) throw new Error(`${tracker.size} requests still tracked`)
+if (tracker.size !== 0 || requests.size !== 0) throw new Error('requests still tracked')
 console.log(JSON.stringify({ mode, requests: n, trackNs: Number(trackNs) / n, releaseNs: Number(releaseNs) / n }))
 server.close()
 process.exit(0)

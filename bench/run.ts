@@ -70,7 +70,7 @@ if (only.includes('overhead')) {
     // with peers and with its own parts in the same windows.
     groups: [
       ['bare', 'bare-2', 'graceful', 'under-pressure', 'terminus', 'lightship'],
-      ['bare', 'bare-2', 'graceful', 'hook-only', 'hook+close', 'linked']
+      ['bare', 'bare-2', 'graceful', 'hook-only', 'hook+close', 'copy']
     ],
     connections: 8,
     pipelining: 1,

@@ -33,7 +33,7 @@ export interface TasksResult {
   beaconPairsPerSAtPending: Spread
   beaconBytes: Spread
   /** Per-request bookkeeping inside a real HTTP server, ns (hotpath-worker.ts), minus the bare clock reads and listener. */
-  hotpath: Record<'tracker' | 'linked', { track: Spread, release: Spread, total: Spread }>
+  hotpath: Record<'tracker' | 'map', { track: Spread, release: Spread, total: Spread }>
 }
 
 interface HotRun { mode: string, requests: number, trackNs: number, releaseNs: number }
@@ -51,22 +51,22 @@ function hotRun (mode: string, seconds: number): Promise<HotRun> {
   })
 }
 
-/** Each run: none, tracker, linked, each in a fresh process; differences against `none` of the same run. */
+/** Each run: none, tracker, map, each in a fresh process; differences against `none` of the same run. */
 async function measureHotpath (runs: number, seconds: number): Promise<TasksResult['hotpath']> {
-  const d: Record<'tracker' | 'linked', { track: number[], release: number[] }> = { tracker: { track: [], release: [] }, linked: { track: [], release: [] } }
+  const d: Record<'tracker' | 'map', { track: number[], release: number[] }> = { tracker: { track: [], release: [] }, map: { track: [], release: [] } }
   for (let r = 0; r < runs; r++) {
     const none = await hotRun('none', seconds)
-    for (const mode of ['tracker', 'linked'] as const) {
+    for (const mode of ['tracker', 'map'] as const) {
       const x = await hotRun(mode, seconds)
       d[mode].track.push(x.trackNs - none.trackNs)
       d[mode].release.push(x.releaseNs - none.releaseNs)
     }
-    progress('tasks', `request bookkeeping run ${r + 1}/${runs}: Map (the plugin) ${(d.tracker.track.at(-1) ?? 0).toFixed(0)} + ${(d.tracker.release.at(-1) ?? 0).toFixed(0)} ns, ` +
-      `linked list ${(d.linked.track.at(-1) ?? 0).toFixed(0)} + ${(d.linked.release.at(-1) ?? 0).toFixed(0)} ns (track + release)`)
+    progress('tasks', `request bookkeeping run ${r + 1}/${runs}: the plugin (linked list) ${(d.tracker.track.at(-1) ?? 0).toFixed(0)} + ${(d.tracker.release.at(-1) ?? 0).toFixed(0)} ns, ` +
+      `the former Map ${(d.map.track.at(-1) ?? 0).toFixed(0)} + ${(d.map.release.at(-1) ?? 0).toFixed(0)} ns (track + release)`)
   }
   const fig = (x: { track: number[], release: number[] }): { track: Spread, release: Spread, total: Spread } =>
     ({ track: spread(x.track), release: spread(x.release), total: spread(x.track.map((t, i) => t + (x.release[i] ?? 0))) })
-  return { tracker: fig(d.tracker), linked: fig(d.linked) }
+  return { tracker: fig(d.tracker), map: fig(d.map) }
 }
 
 export async function measureTasks (o: TasksOptions): Promise<TasksResult> {

@@ -1,6 +1,7 @@
-// Bench-only variants of the plugin's per-request path, to split its cost into parts and to try cheaper
-// ways of doing the same. None of these is used by the plugin; `copy` is a line-for-line copy of its
-// hot path (plugin/index.ts trackRequest + plugin/tasks.ts) so the variants differ from it in one thing each.
+// Bench-only variants of the plugin's per-request path, to split its cost into parts and to try other
+// ways of doing the same. None of these is used by the plugin. `copy` is the plugin's hot path as it was
+// first written (a Map from raw response to reply); the bench showed its cost, and the plugin now keeps a
+// linked list like `linked` (plugin/tasks.ts).
 import type { ServerResponse } from 'node:http'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
@@ -88,10 +89,10 @@ export const ALTERNATIVES: Record<string, FastifyPluginAsync> = {
     })
     fastify.decorate('benchInFlight', { getter: () => inFlight })
   }),
-  /** The plugin's hot path, copied. */
+  /** The plugin's first hot path, kept for comparison: a Map from raw response to reply. */
   copy: tracking(false),
   /** The same with the timestamp property declared on the reply (decorateReply) instead of added to it. */
   'copy+decorated': tracking(true),
-  /** The plugin's bookkeeping with a linked list instead of the Map (see linkedTracking). */
+  /** The bookkeeping with a linked list instead of the Map (see linkedTracking): what the plugin does now. */
   linked: linkedTracking()
 }
