@@ -52,10 +52,12 @@ function overheadSection (o: OverheadResult, out: string[], goals: string[][], n
     `${opt.pipelining > 1 ? `, pipelining ${opt.pipelining}` : ''}${opt.rate > 0 ? `, ${opt.rate} req/s` : ', closed loop'}) on \`GET /\` → ` +
     '`{"hello":"world"}`, logger off (the logger would add several µs a request and hide what is measured). ' +
     `${opt.rounds} rounds, each group in each round with fresh processes started in random order, ${opt.warmupS} s of warm-up, then ` +
-    `${opt.windows > 1 ? `${opt.windows} windows` : 'a window'} of ${opt.windowS} s: **${opt.rounds * opt.windows} paired samples per variant** (more for a variant in several groups). ` +
+    `${opt.windows > 1 ? `${opt.windows} windows` : 'a window'} of ${opt.windowS} s. ` +
     'CPU per response = the server\'s CPU time over the window (sum over its threads of `/proc/<pid>/task/*/schedstat`, ns) ÷ the 200 ' +
     'responses its load generator received in that window. Each variant is compared with bare Fastify *in the same window*; the table gives ' +
-    'the median of those paired ratios and their min–max.', '')
+    'the median of those paired ratios and their min–max. ' +
+    `Windows in which bare Fastify served under half its median rate (the machine taken by other work, every server woken for each request) are dropped, on that rule alone: ${o.starved ?? 0} of ${o.measured ?? o.windows.length} this run. ` +
+    `Paired samples kept: ${o.variants.filter(v => v.name !== 'bare').map(v => `${v.name} ${v.ratio.n}`).join(', ')}.`, '')
   out.push(`**Resolution.** A second bare Fastify process (A/A control) measured ${aa === undefined ? 'n/a' : fmtPct(aa)} against the first. ` +
     `The 95% confidence interval of that median is ${pct(aaCi[0])} to ${pct(aaCi[1])}: differences smaller than ` +
     `**±${(resolution * 100).toFixed(1)}%** are not resolved by this run. The machine was ${(o.idle * 100).toFixed(0)}% idle during the windows.`, '')
