@@ -140,6 +140,10 @@ export class Graceful implements GracefulController {
   async onPreClose (): Promise<void> {
     if (this.running !== null) return
     this.current = STATES.CLOSING
+    // Responses still to come close their connections, so that server.close() is not left waiting on
+    // kept-alive ones after the requests in flight are done.
+    this.closeConnections = true
+    this.markInFlightConnectionClose()
     await this.waitForTasks()
   }
 

@@ -123,11 +123,16 @@ t.test('a keep-alive client is never reset mid-request, and idle keep-alive conn
 
 t.test('fastify.close() without shutdown() waits for tasks before the onClose hooks', async t => {
   const events: string[] = []
-  const { app } = await build(t, { timeout: 2000 }, true, app => app.addHook('onClose', async () => { events.push('user onClose') }))
+  const { app, url } = await build(t, { timeout: 2000 }, true, app => app.addHook('onClose', async () => { events.push('user onClose') }))
   const done = app.graceful.task('flush')
   setTimeout(() => { events.push('task done'); done() }, 150)
+  const inFlight = request(`${url}/slow?ms=100`)
+  await sleep(20)
   await app.close()
   t.same(events, ['task done', 'user onClose'])
+  const res = await inFlight
+  t.equal(res.statusCode, 200, 'the request in flight finished')
+  t.equal(res.headers.connection, 'close', 'and closed its kept-alive connection')
   t.equal(app.graceful.state, 'closed')
 })
 
