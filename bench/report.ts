@@ -249,7 +249,7 @@ export function renderResults (r: Results, chartFile?: string): string {
     if (notes.length > 0) out.push(...notes.map(n => `- ${n}`), '')
   }
   out.push(...body)
-  out.push('## Reproduce', '', '```sh', 'npm ci', 'npm run bench            # the full run, ~10 minutes: writes bench/RESULTS.md and bench/rollout.svg',
+  out.push('## Reproduce', '', '```sh', 'npm ci', 'npm run bench            # the full run, ~10 minutes (12-13 on a busy 2-vCPU machine): bench/RESULTS.md, rollout.svg, results.json',
     'npm run bench -- --quick # a smoke run, ~3 minutes: writes dist/bench-run/bench/RESULTS.md', 'npm run bench -- --only=overhead,tasks   # some items only', '```', '')
   return out.join('\n')
 }
