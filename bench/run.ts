@@ -113,3 +113,6 @@ const slim = {
 writeFileSync(join(outDir, 'results.json'), JSON.stringify(slim, null, 1) + '\n')
 progress('bench', `done in ${(results.durationS / 60).toFixed(1)} min: ${relative(ROOT, join(outDir, 'RESULTS.md'))}` +
   `${chart === undefined ? '' : `, ${relative(ROOT, join(outDir, 'rollout.svg'))}`}, ${relative(ROOT, join(outDir, 'results.json'))}`)
+// Every child was ended where it was started; a library's stray timer (lightship's, autocannon's) must not
+// keep the bench alive after the figures are written.
+process.exit(0)
