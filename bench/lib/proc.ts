@@ -1,8 +1,8 @@
 // Child processes under measurement: start them, read their CPU time from the kernel, see them exit.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { createInterface } from 'node:readline'
+import { freePort } from '../../test/e2e/replica.js'
 import { ROOT } from './paths.js'
 
 export type Line = Record<string, unknown> & { msg?: string }
@@ -24,15 +24,6 @@ export interface Child {
   /** Resolves with the first line matching `pred` (already seen or still to come). */
   waitFor: (pred: (l: Line) => boolean, timeoutMs?: number) => Promise<{ at: number, line: Line }>
   kill: (signal?: NodeJS.Signals) => Promise<Exit>
-}
-
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  await new Promise(resolve => server.close(resolve))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
 }
 
 function parse (text: string): Line {
