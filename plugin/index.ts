@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { GracefulError } from './errors.js'
 import { assertFastifyVersion, resolveOptions, type GracefulOptions } from './options.js'
@@ -26,7 +26,7 @@ declare module 'fastify' {
 /** Marks the raw server: one plugin instance per server, whatever context it was registered in. */
 const kRegistered = Symbol.for('fastify-graceful-k8s.registered')
 
-/** The object that owns `close` (the root instance: encapsulated contexts inherit it). */
+/** The root instance: the object that owns `close` (encapsulated contexts inherit it). */
 function closeOwner (fastify: FastifyInstance): FastifyInstance {
   let o: FastifyInstance = fastify
   while (!Object.hasOwn(o, 'close')) o = Object.getPrototypeOf(o) as FastifyInstance
@@ -48,11 +48,15 @@ const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => 
   const { tracker } = graceful
 
   // Tracking and probes live in the server's request listener, which every context shares (fastify-cli and
-  // its templates register the app in an encapsulated child). This hook only lends the request id.
-  fastify.addHook('onRequest', function gracefulRequestId (_request, reply, done) {
+  // its templates register the app in an encapsulated child). This hook only lends the request id; in a
+  // child context it goes on the root too, for the root's routes registered from now on.
+  function gracefulRequestId (_request: FastifyRequest, reply: FastifyReply, done: () => void): void {
     (reply.raw as Tracked)[kReply] = reply
     done()
-  })
+  }
+  fastify.addHook('onRequest', gracefulRequestId)
+  const root = closeOwner(fastify)
+  if (root !== fastify) root.addHook('onRequest', gracefulRequestId)
 
   fastify.decorate('graceful', graceful as GracefulController)
   fastify.decorateRequest('task', function (this: { id: string }, name: string) {
@@ -74,8 +78,7 @@ const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => 
     graceful.onClose()
     done()
   })
-  const owner = closeOwner(fastify)
-  owner.close = graceful.interceptClose(owner.close as (this: FastifyInstance, ...args: unknown[]) => unknown) as typeof owner.close
+  root.close = graceful.interceptClose(root.close as (this: FastifyInstance, ...args: unknown[]) => unknown) as typeof root.close
 
   if (config.handleSignals && process.env.npm_lifecycle_event !== undefined) {
     // npm runs the app as its child: SIGHUP to npm (PID 1) never reaches Node, and npm may exit first.

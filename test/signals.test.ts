@@ -195,3 +195,33 @@ t.test('no npm warning when node runs directly', async t => {
   t.equal((await child.exited).code, 0)
   t.notOk(child.logs.some(l => typeof l.msg === 'string' && l.msg.startsWith('started through npm')))
 })
+
+t.test('10 000 tasks pending at the deadline, stdout a pipe: the last lines arrive whole and bounded (10 runs)', async t => {
+  for (let run = 0; run < 10; run++) {
+    const child = startChild(fixture('many-tasks.ts'))
+    t.teardown(() => { child.proc.kill('SIGKILL') })
+    const exit = await child.exited
+    await new Promise(resolve => setTimeout(resolve, 50))
+    t.equal(exit.code, 1, `run ${run}: exit 1`)
+    const timeout = child.logs.find(msg('shutdown timeout: giving up on pending tasks'))
+    t.match(timeout, { pending: 10_000, byKind: { task: 10_000 }, byName: { 'job-0': 1429 } }, `run ${run}: the timeout line, whole`)
+    t.equal((timeout?.tasks as unknown[] | undefined)?.length, 100, `run ${run}: it lists the 100 oldest`)
+    t.match(child.logs.at(-1), { msg: 'shutdown complete', exitCode: 1 }, `run ${run}: the final line is last and whole`)
+    t.notOk(child.logs.some(l => l.level === undefined), `run ${run}: no cut line`)
+  }
+})
+
+for (const [variant, code] of [['clean', 0], ['stuck', 1]] as const) {
+  t.test(`exit: false with signals: a signal after the shutdown exits with its exit code (${code})`, async t => {
+    const child = startChild(fixture('exit-false.ts'), variant === 'stuck' ? ['stuck'] : [])
+    t.teardown(() => { child.proc.kill('SIGKILL') })
+    await child.waitForLog(msg('app: shutdown result received, still running'))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    t.equal(child.proc.exitCode, null, 'the app decides: the process is still running')
+    child.signal('SIGTERM')
+    const exit = await child.exited
+    t.equal(exit.signal, null, 'not killed by the signal')
+    t.equal(exit.code, code, `exit code ${code}, the shutdown's`)
+    t.match(child.logs.find(msg('signal received after the shutdown finished: exiting with its exit code')), { signal: 'SIGTERM', exitCode: code })
+  })
+}
