@@ -165,8 +165,11 @@ t.test('values', async (t) => {
 
 t.test('workload rules: variants', async (t) => {
   t.same(found(doctorOn(t, { 'k8s/a.yaml': deployment() })), [], 'the base case is clean')
-  t.same(found(doctorOn(t, { 'k8s/a.yaml': deployment({ readinessProbe: { tcpSocket: { port: 3000 }, periodSeconds: 1, failureThreshold: 2 } }) })),
-    ['readiness-path error: Deployment/web: container web\'s readiness probe is not an httpGet probe, not the plugin\'s /readyz'])
+  const tcp = doctorOn(t, { 'k8s/a.yaml': deployment({ readinessProbe: { tcpSocket: { port: 3000 }, periodSeconds: 10, failureThreshold: 3 } }) })
+  t.same(found(tcp), [], 'a tcpSocket probe: the HTTP readiness rules do not apply')
+  t.match(tcp.notes, [{ message: /container web's readiness probe is tcpSocket, so the rules for the plugin's HTTP readiness route \(readiness-path, readiness-slow\) do not apply; a TCP probe succeeds as long as the port is open/ }])
+  t.same(found(doctorOn(t, { 'k8s/a.yaml': deployment({ readinessProbe: { httpGet: { port: 3000 }, periodSeconds: 1, failureThreshold: 2 } }) })),
+    ['readiness-path error: Deployment/web: container web\'s readiness probe asks / (no path given) instead of the plugin\'s /readyz'])
   t.same(found(doctorOn(t, { 'k8s/a.yaml': deployment({ lifecycle: { preStop: { sleep: { seconds: 10 } } } }) })),
     ['grace-period error: Deployment/web: terminationGracePeriodSeconds 40 is less than the 48 s the shutdown needs: preStop sleep 10000 ms + drain 5000 ms (plugin default) + timeout 30000 ms (plugin default) + 1000 ms hard deadline + 2000 ms slack'])
   t.match(doctorOn(t, { 'k8s/a.yaml': deployment({ lifecycle: { preStop: { exec: { command: ['sh', '-c', 'sleep 3 && kill -HUP 1'] } } } }) }).workloads, [{ preStop: 3000, neededSeconds: 41 }])
@@ -181,12 +184,13 @@ t.test('workload rules: variants', async (t) => {
 
 t.test('workload rules: documents with schema errors are still checked, defensively', async (t) => {
   const broken = JSON.stringify({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'db' }, spec: { template: { spec: { containers: ['web', { image: 7 }] } } } })
-  const report = doctorOn(t, { 'k8s/a.yaml': broken })
+  const report = doctorOn(t, { 'k8s/a.yaml': broken }, { allContainers: true })
   t.ok(found(report).includes('schema error: spec.template.spec.containers[0]: expected an object, got "web"'))
   t.ok(found(report).includes('readiness-missing error: StatefulSet/db: container 0 has no readinessProbe'), 'a container that is not an object is still judged')
   t.ok(found(report).includes('prestop-missing warning: StatefulSet/db: container 1 has no preStop hook'), 'a container without a name is named by index')
   t.notOk(report.findings.some((f) => f.rule.startsWith('rollout')), 'rollout rules are for Deployments')
-  t.match(found(doctorOn(t, { 'k8s/a.yaml': 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\n' })), [/^grace-period error/, /^pdb-missing warning/], 'no spec at all')
+  t.match(found(doctorOn(t, { 'k8s/a.yaml': 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\n' })), [/^grace-period error/, /^single-replica warning/], 'no spec at all')
+  t.same(found(doctorOn(t, { 'k8s/a.yaml': broken })).filter((f) => !f.startsWith('schema')), [], 'without --all-containers: containers without a Node image are not judged')
 })
 
 t.test('users: the Dockerfile\'s USER against the pod\'s securityContext', async (t) => {
@@ -195,7 +199,7 @@ t.test('users: the Dockerfile\'s USER against the pod\'s securityContext', async
   t.match(withUser('USER 0:0\n'), [/^run-as-root error: .* runs as root: USER 0:0 \(Dockerfile:2\)/])
   t.same(withUser('USER 1000\n'), [])
   t.same(withUser('USER node\n'), [], 'a named user without runAsNonRoot is accepted by the kubelet')
-  t.same(withUser('USER ${UID}\n'), ['run-as-root warning: Deployment/web: container web may run as root: nothing says which user the image runs as, and the pod sets neither runAsNonRoot nor runAsUser'])
+  t.same(withUser('USER ${UID}\n'), ['run-as-root warning: Deployment/web: container web may run as root: the doctor does not know the image\'s user, and the pod sets neither runAsNonRoot nor runAsUser'])
   t.same(withUser('USER ${UID}\n', { securityContext: { runAsNonRoot: true } }), [], 'runAsNonRoot: the kubelet checks')
   const refused = doctorOn(t, { Dockerfile: 'FROM node:22-slim\nCMD ["node", "a.js"]\n', 'k8s/a.yaml': deployment({ image: 'web:1' }, { securityContext: { runAsNonRoot: true } }) })
   t.match(refused.findings, [{ rule: 'run-as-root', impact: /^with runAsNonRoot: true the kubelet refuses to start it/ }])
@@ -209,8 +213,10 @@ t.test('users: the Dockerfile\'s USER against the pod\'s securityContext', async
 t.test('rollout and budget variants', async (t) => {
   const rollout = (spec: Record<string, unknown>) => found(doctorOn(t, { 'k8s/a.yaml': deployment({}, {}, spec) }))
   t.same(rollout({ strategy: { rollingUpdate: { maxSurge: 0, maxUnavailable: '10%' } } }), [], 'both round to 0: the controller allows one unavailable pod')
-  t.same(rollout({ replicas: 1, strategy: { rollingUpdate: { maxSurge: '0%', maxUnavailable: '10%' } } }),
-    ['rollout-zero-capacity error: Deployment/web: maxUnavailable 10% is not less than replicas (1): every pod may go down at once'])
+  t.same(rollout({ replicas: 1, strategy: { rollingUpdate: { maxSurge: '0%', maxUnavailable: '10%' } } }), [
+    'single-replica warning: Deployment/web: runs a single replica',
+    'rollout-zero-capacity error: Deployment/web: maxUnavailable 10% is not less than replicas (1): every pod may go down at once'
+  ])
   t.same(rollout({ strategy: { rollingUpdate: { maxUnavailable: 'some' } } }), [], 'a value that is not a number or percentage is the schema\'s business')
   t.same(rollout({ replicas: 0, strategy: { rollingUpdate: { maxUnavailable: 1 } } }), [], 'scaled to zero')
 
@@ -219,7 +225,7 @@ t.test('rollout and budget variants', async (t) => {
   }))
   t.same(budget({ spec: { maxUnavailable: 0, selector: {} } }), ['pdb-blocks-eviction warning: PodDisruptionBudget/web allows no eviction of Deployment/web (maxUnavailable: 0, replicas: 3)'])
   t.match(doctorOn(t, { 'k8s/a.yaml': deployment({}, {}, { replicas: 1 }).replace('"maxUnavailable":1', '"minAvailable":1') }).findings,
-    [{ rule: 'pdb-blocks-eviction', fix: 'run at least 2 replicas, with maxUnavailable: 1' }])
+    [{ rule: 'single-replica' }, { rule: 'pdb-blocks-eviction', fix: 'run at least 2 replicas, with maxUnavailable: 1' }])
   t.same(budget({ spec: { minAvailable: 2, selector: {} } }), [], 'minAvailable 2 of 3 leaves one')
   t.same(budget({ spec: { selector: {} } }), [], 'neither field: nothing to judge')
   t.match(budget({}), [/^pdb-missing warning/], 'a budget without spec selects nothing')
