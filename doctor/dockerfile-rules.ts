@@ -51,7 +51,7 @@ export function checkDockerfile (facts: DockerfileFacts, cwd: string = facts.dir
       rule: 'dev-dependencies',
       severity: 'warning',
       ...at(facts.devDependencies.line),
-      message: `the ${dev.names.length} devDependencies of ${dev.file} (${dev.names.slice(0, 3).join(', ')}${dev.names.length > 3 ? ', …' : ''}) reach the final image: ${facts.devDependencies.value}`,
+      message: `the devDependencies of ${dev.file} (${dev.names.length}: ${dev.names.slice(0, 3).join(', ')}${dev.names.length > 3 ? ', …' : ''}) reach the image by ${facts.devDependencies.value}`,
       impact: 'a bigger image that every new node pulls during a rollout (slower surge pods), with build tools in production',
       fix: 'install with npm ci --omit=dev in the final stage, or copy node_modules from a stage that did'
     })

@@ -156,7 +156,8 @@ export function mainProcess (parts: ReadonlyArray<StartPart | undefined>, contex
     }
     if (PACKAGE_MANAGERS.has(program) || (program === 'node' && words[1]?.word === '--run')) {
       const args = words.slice(1).map((w) => w.word)
-      const npx = (program === 'npx' || program === 'pnpx' || program === 'bunx') && args[0] !== undefined && !args[0].startsWith('-')
+      // `npx fastify start` → `node node_modules/.bin/fastify start`; a process manager behind npx is no better as PID 1.
+      const npx = (program === 'npx' || program === 'pnpx' || program === 'bunx') && args[0] !== undefined && !args[0].startsWith('-') && PROCESS_MANAGERS[args[0]] === undefined
       return {
         ...result,
         program,

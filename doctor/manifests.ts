@@ -77,7 +77,7 @@ export function loadManifests (paths: readonly string[], cwd: string): LoadedMan
           severity: 'error',
           file,
           line: lineCounter.linePos(error.pos[0]).line,
-          message: `YAML: ${error.message.split('\n')[0]}`,
+          message: `YAML: ${(error.message.split('\n')[0] as string).replace(/:\s*$/, '')}`,
           impact: 'kubectl rejects the whole file: nothing in it is applied',
           fix: 'correct the YAML at this line (indentation, a missing colon or bracket, a duplicate key)'
         })

@@ -100,7 +100,7 @@ t.test('--json: the whole report for machines', async (t) => {
     }],
     findings: [{ rule: 'readiness-slow', severity: 'error', file: 'k8s/app.yaml', line: 25, message: String, impact: String, fix: String }]
   })
-  t.same(Object.keys(report), ['ok', 'errors', 'warnings', 'checked', 'skipped', 'workloads', 'findings'], 'the summary comes first')
+  t.same(Object.keys(report), ['ok', 'errors', 'warnings', 'checked', 'skipped', 'notJudged', 'notes', 'workloads', 'findings'], 'the summary comes first')
   t.equal(JSON.parse(run(['doctor', '--json'], { cwd: `${fixtures}clean-k8s` }).stdout).ok, true)
 })
 
