@@ -217,12 +217,13 @@ function handOver (program: string, kind: ShellKind | undefined, script: string,
   const commands = splitCommands(script)
   const last = commands.at(-1)
   const lastText = last?.text ?? ''
-  if (/^exec\s/.test(lastText) && !/[|&]\s*$/.test(script.trim())) {
+  if (/^exec\s/.test(lastText) && last?.after === '') {
     return { words: tokenize(lastText.slice(5)).map((word) => ({ word, part: scriptPart })), via: '', by: '' }
   }
-  const compound = /(^|[\s;])(if|then|for|while|until|case|do)\s|[(){}`]|\$\(/.test(script)
-  const blocked = last === undefined || last.before === '||' || last.before === '|' || last.after !== '' || /\btrap\b/.test(script) ||
-    (kind === 'bash' && /[<>]/.test(lastText))
+  const bare = masked(script)
+  const compound = /(^|[\s;])(if|then|for|while|until|case|do)\s|[(){}`]|\$\(/.test(bare)
+  const blocked = last === undefined || last.before === '||' || last.before === '|' || commands.some((c) => c.after !== '') || /\btrap\b/.test(bare) ||
+    (kind === 'bash' && /[<>]/.test(masked(lastText)))
   if ((kind === 'busybox' || kind === 'bash') && !blocked && !compound) {
     const words = tokenize(lastText).filter((word, i, all) => !all.slice(0, i + 1).every((w) => /^\w+=/.test(w)))
     return { words: words.map((word) => ({ word, part: scriptPart })), via: ` (${name} -c hands over to its last command)`, by: name }
@@ -251,18 +252,29 @@ function handOver (program: string, kind: ShellKind | undefined, script: string,
   }
 }
 
+/** The script with the insides of its quotes masked, so that operators and brackets in them do not count. */
+function masked (script: string): string {
+  return script.replace(/"(?:[^"\\]|\\.)*"|'[^']*'/g, (quoted) => `${quoted[0] as string}${'x'.repeat(quoted.length - 2)}${quoted.at(-1) as string}`)
+}
+
 /** The top-level commands of a shell script, with the operator before and after each. */
 function splitCommands (script: string): Array<{ text: string, before: string, after: string }> {
   const out: Array<{ text: string, before: string, after: string }> = []
-  const pieces = script.split(/(&&|\|\||;|\n|\||&)/)
-  for (let i = 0; i < pieces.length; i += 2) {
-    const text = (pieces[i] as string).trim()
-    const before = (pieces[i - 1] ?? '').trim()
+  let from = 0
+  let before = ''
+  const take = (to: number, op: string) => {
+    const text = script.slice(from, to).trim()
     const previous = out.at(-1)
     // `a & b`: a runs in the background; a trailing `&` backgrounds the last command.
     if (previous && before === '&') previous.after = '&'
     if (text) out.push({ text, before, after: '' })
+    before = op
   }
+  for (const match of masked(script).matchAll(/&&|\|\||;|\n|\||&/g)) {
+    take(match.index, match[0])
+    from = match.index + match[0].length
+  }
+  take(script.length, '')
   return out
 }
 
