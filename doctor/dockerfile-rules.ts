@@ -66,7 +66,7 @@ function devDependencyNames (dir: string, cwd: string): { file: string, names: s
     if (!existsSync(path)) continue
     try {
       const manifest = JSON.parse(readFileSync(path, 'utf8')) as { devDependencies?: Record<string, string> }
-      return { file: relative(cwd, path) || 'package.json', names: Object.keys(manifest.devDependencies ?? {}) }
+      return { file: relative(cwd, path), names: Object.keys(manifest.devDependencies ?? {}) }
     } catch {
       return undefined
     }
