@@ -1,6 +1,6 @@
 // What the doctor needs to know about a Dockerfile: the final stage's command, user, stop signal, base
 // image and packages, and whether dev dependencies reach the final image. Parsed with dockerfile-ast.
-import { dirname } from 'node:path'
+import { basename, dirname } from 'node:path'
 import { DockerfileParser, type Dockerfile, type Instruction } from 'dockerfile-ast'
 import { InputError } from './findings.js'
 import type { StartPart } from './main-process.js'
@@ -79,7 +79,7 @@ export function parseDockerfile (text: string, file: string, absolute: string, t
     hasFrom: stages.length > 0,
     copied: new Set(final.chain
       .filter((i) => i.getKeyword() === 'COPY' || i.getKeyword() === 'ADD')
-      .flatMap((i) => i.getArguments().slice(0, -1).map((a) => a.getValue().split('/').filter(Boolean).at(-1) ?? ''))),
+      .flatMap((i) => i.getArguments().slice(0, -1).map((a) => basename(a.getValue())))),
     baseImage: final.image,
     user: user && { value: user.getExpandedArguments()[0]?.getValue() ?? '', line: lineOf(user) },
     entrypoint: command(lastOf('ENTRYPOINT'), 'ENTRYPOINT', file),

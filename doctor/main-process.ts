@@ -201,7 +201,8 @@ type HandOver = { words: Word[], via: string, by: string } | { finding: Finding 
 function handOver (program: string, kind: ShellKind | undefined, script: string, scriptPart: StartPart, part: StartPart, base: { file: string, line: number }): HandOver {
   const shown = part.argv ? showPart(part) : `${showPart(part)} (in shell form, Docker runs /bin/sh -c "${part.text}")`
   const rule = part.argv ? 'cmd-wrapper' : 'cmd-shell-form'
-  const name = kind === 'busybox' ? 'busybox sh' : kind === 'dash' ? (program === 'sh' ? 'dash (/bin/sh of Debian-based images)' : program) : kind === 'bash' ? 'bash' : program === 'sh' ? '/bin/sh' : program
+  // An unknown kind is only ever /bin/sh: the other shells are named.
+  const name = kind === 'busybox' ? 'busybox sh' : kind === 'dash' ? (program === 'sh' ? 'dash (/bin/sh of Debian-based images)' : program) : kind ?? '/bin/sh'
   if (kind === 'none') {
     return {
       finding: {

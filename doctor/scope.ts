@@ -68,7 +68,7 @@ export function scopeOf (workloads: readonly Manifest[], facts: DockerfileFacts 
       describeImage(reference)?.node === true ||
       /(^|[/-])node(js)?(\d|$|[-:])/.test(imageName(reference)) ||
       NODE_COMMANDS.test(basename(command[0] ?? '')) ||
-      list(container.env).some((variable) => NODE_ENV.has(str(obj(variable)?.name) ?? '')) ||
+      list(container.env).some((variable) => NODE_ENV.has(String(obj(variable)?.name))) ||
       // Without a Dockerfile, the only image that is not a well-known one is taken for the app.
       (facts === undefined && unknown.size === 1 && unknown.has(reference))
     return {

@@ -32,6 +32,7 @@ t.test('wrappers, inits and privilege drops', async (t) => {
 
 t.test('shells: which one hands over to the last command', async (t) => {
   t.equal(judge([cmd(['sh', '-c', 'node a.js'])], 'dash'), 'sh cmd-wrapper error', 'dash keeps itself')
+  t.match(mainProcess([cmd(['dash', '-c', 'node a.js'])], context('busybox')).finding, { message: 'CMD ["dash", "-c", "node a.js"] keeps dash as the main process, with node as its child' }, 'dash named, whatever /bin/sh is')
   t.equal(judge([cmd(['sh', '-c', 'node a.js'])], 'busybox'), 'node')
   t.equal(judge([cmd(['bash', '-c', 'cd /app && node a.js'])], 'dash'), 'node', 'bash, whatever /bin/sh is')
   t.equal(judge([cmd(['bash', '-c', 'node a.js > /tmp/log'])]), 'bash cmd-wrapper error', 'bash keeps itself for a redirection')

@@ -308,12 +308,17 @@ t.test('scope: --workload, --image, --all-containers, and what counts as a Node 
 
   const sidecars = doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22' }, {}, { initContainers: [{ name: 'migrate', image: 'node:22', command: ['node', 'migrate.js'] }, { image: 'envoyproxy/envoy:v1.32', restartPolicy: 'Always' }] }) })
   t.match(sidecars.notJudged, [{ container: '1', image: 'envoyproxy/envoy:v1.32', reason: 'a sidecar' }], 'a native sidecar without a name; an ordinary init container is not listed')
+  const odd = doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22' }, {}, { initContainers: ['text', { name: 'agent', restartPolicy: 'Always' }] }) })
+  t.match(odd.notJudged, [{ container: 'agent', image: '', reason: 'a sidecar' }], 'init containers that are not objects, a sidecar without an image')
 })
 
 t.test('report: the not-judged line', async (t) => {
   const notJudged = [{ file: 'k8s/a.yaml', line: 1, workload: 'Deployment/worker', container: '', image: '', reason: 'not web (--workload)' }]
   const human = formatHuman({ checked: ['k8s/a.yaml'], skipped: [], notes: [], workloads: [], findings: [], errors: 0, warnings: 0, notJudged }, false)
   t.match(human, /^not judged \(not web \(--workload\)\): Deployment\/worker$/m, 'no --all-containers hint when only workloads are left out')
+  notJudged.push({ file: 'k8s/a.yaml', line: 9, workload: 'Deployment/web', container: 'agent', image: '', reason: 'a sidecar' })
+  t.match(formatHuman({ checked: ['k8s/a.yaml'], skipped: [], notes: [], workloads: [], findings: [], errors: 0, warnings: 0, notJudged }, false),
+    /^not judged \(not web \(--workload\); a sidecar\): Deployment\/worker, Deployment\/web agent; --all-containers judges them$/m, 'a container without an image')
 })
 
 t.test('replicas, autoscalers, volumes and strategies', async (t) => {
@@ -361,6 +366,8 @@ t.test('the Dockerfile\'s start, the manifest\'s command, and the user', async (
   const noEntry = { Dockerfile: 'FROM node:22-slim\nUSER 1000\nCMD ["npm", "start"]\n', 'k8s/a.yaml': workload('web', { image: 'web:1', args: ['node', 'a.js'] }) }
   t.match(doctorOn(t, noEntry), { findings: [], notes: [{ file: 'Dockerfile', message: /^cmd-wrapper not reported: every container built from Dockerfile replaces its start command/ }] }, 'args without an ENTRYPOINT replace CMD')
   t.same(rulesOf(doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 7, command: ['node', 'a.js'] }) })), ['schema error'], 'an image that is not a string')
+  t.same(rulesOf(doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22-alpine', command: ['docker-entrypoint.sh', 'node', 'a.js'] }) })), [], 'the node image\'s own entrypoint script, named in command')
+  t.match(doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22-alpine', command: ['./start.sh'] }) }).findings, [{ rule: 'cmd-wrapper', severity: 'warning', message: /runs the script \.\/start\.sh, which the doctor could not read/ }], 'a script in an image the doctor has no Dockerfile of')
   const dev = doctorOn(t, { Dockerfile: 'FROM node:22-slim\nRUN npm ci\nUSER 1000\nCMD ["node", "a.js"]\n', 'package.json': '{ "devDependencies": { "a": "1", "b": "1", "c": "1", "d": "1" } }' })
   t.match(dev.findings, [{ rule: 'dev-dependencies', message: 'the devDependencies of package.json (4: a, b, c, …) reach the image by npm ci' }])
   t.same(rulesOf(doctorOn(t, { Dockerfile: 'FROM node:22-slim\nRUN npm ci\nUSER 1000\nCMD ["node", "a.js"]\n', 'package.json': '{ broken' })), [], 'a package.json that does not parse: not judged')
