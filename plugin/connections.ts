@@ -38,7 +38,7 @@ export interface ConnectionsHost {
 function secondaryServers (fastify: FastifyInstance): AnyServer[] {
   for (let o: object | null = fastify; o !== null; o = Object.getPrototypeOf(o)) {
     const key = Object.getOwnPropertySymbols(o).find(s => s.description === 'fastify.serverBindings')
-    if (key !== undefined) return (o as Record<symbol, AnyServer[]>)[key] ?? []
+    if (key !== undefined) return (o as Record<symbol, AnyServer[]>)[key] as AnyServer[]
   }
   /* c8 ignore next: every fastify 5 has the symbol */
   return []
