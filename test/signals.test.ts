@@ -208,7 +208,7 @@ for (const [destination, runs] of [['the default destination', 10], ['a transpor
       t.match(timeout, { pending: 10_000, byKind: { task: 10_000 }, byName: { 'job-0': 1429 } }, `run ${run}: the timeout line, whole`)
       t.equal((timeout?.tasks as unknown[] | undefined)?.length, 100, `run ${run}: it lists the 100 oldest`)
       t.match(child.logs.at(-1), { msg: 'shutdown complete', exitCode: 1 }, `run ${run}: the final line is last and whole`,
-      { lastLines: child.logs.slice(-3).map(l => `${String(l.msg)} @${String(l.time)}`), stderr: child.stderr().slice(-2000) })
+        { lastLines: child.logs.slice(-3).map(l => `${String(l.msg)} @${String(l.time)}`), stderr: child.stderr().slice(-2000) })
       t.notOk(child.logs.some(l => l.level === undefined), `run ${run}: no cut line`)
     }
   })
