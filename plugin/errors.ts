@@ -12,6 +12,7 @@ export type GracefulErrorCode =
   | 'FST_GRACEFUL_INVALID_TASK'
   | 'FST_GRACEFUL_TASK_REFUSED'
   | 'FST_GRACEFUL_DEADLINE'
+  | 'FST_GRACEFUL_ALREADY_REGISTERED'
 
 export class GracefulError extends Error {
   readonly code: GracefulErrorCode

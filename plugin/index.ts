@@ -1,10 +1,9 @@
-import type { ServerResponse } from 'node:http'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { registerHealthRoutes } from './health.js'
+import { GracefulError } from './errors.js'
 import { assertFastifyVersion, resolveOptions, type GracefulOptions } from './options.js'
-import { Graceful, setConnectionClose, type GracefulController } from './shutdown.js'
-import { decorateReplies, type TaskDone } from './tasks.js'
+import { Graceful, type GracefulController } from './shutdown.js'
+import { kReply, type TaskDone, type Tracked } from './tasks.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -16,28 +15,48 @@ declare module 'fastify' {
     task (name: string): TaskDone
     /** Run `fn` as tracked work tied to this request; `fn` gets an AbortSignal fired at the shutdown deadline. */
     runTask<T> (name: string, fn: (signal: AbortSignal) => T | PromiseLike<T>): Promise<T>
+    /**
+     * Aborted when the drain ends and the listener closes: a long-running response (a stream, a long poll)
+     * should end now so that its client reconnects to another pod. `fastify.graceful.closeSignal`.
+     */
+    readonly closeSignal: AbortSignal
   }
+}
+
+/** Marks the raw server: one plugin instance per server, whatever context it was registered in. */
+const kRegistered = Symbol.for('fastify-graceful-k8s.registered')
+
+/** The root instance: the object that owns `close` (encapsulated contexts inherit it). */
+function closeOwner (fastify: FastifyInstance): FastifyInstance {
+  let o: FastifyInstance = fastify
+  while (!Object.hasOwn(o, 'close')) o = Object.getPrototypeOf(o) as FastifyInstance
+  return o
 }
 
 const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => {
   // Fail at registration, before anything is installed.
   assertFastifyVersion(fastify.version)
   const config = resolveOptions(options)
+  const server = fastify.server as unknown as Record<symbol, boolean>
+  if (server[kRegistered] === true) {
+    throw new GracefulError('FST_GRACEFUL_ALREADY_REGISTERED',
+      'the plugin is already registered on this server (one registration tracks every route of every context). ' +
+      'Fix: register fastify-graceful-k8s once, on the root instance or in the plugin that builds the app.')
+  }
+  server[kRegistered] = true
   const graceful = new Graceful(fastify, config, fastify.log)
   const { tracker } = graceful
 
-  decorateReplies(fastify)
-  // Per-request hot path: one synchronous hook, a list link and one listener. The shared `release`
-  // function (no closure per request) ends the request when its response closes: finished, or the
-  // client went away.
-  function release (this: ServerResponse): void {
-    tracker.releaseRequest(this)
-  }
-  fastify.addHook('onRequest', function trackRequest (_request, reply, done) {
-    tracker.trackRequest(reply, release)
-    if (graceful.closeConnections) setConnectionClose(reply.raw)
+  // Tracking and probes live in the server's request listener, which every context shares (fastify-cli and
+  // its templates register the app in an encapsulated child). This hook only lends the request id; in a
+  // child context it goes on the root too, for the root's routes registered from now on.
+  function gracefulRequestId (_request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+    (reply.raw as Tracked)[kReply] = reply
     done()
-  })
+  }
+  fastify.addHook('onRequest', gracefulRequestId)
+  const root = closeOwner(fastify)
+  if (root !== fastify) root.addHook('onRequest', gracefulRequestId)
 
   fastify.decorate('graceful', graceful as GracefulController)
   fastify.decorateRequest('task', function (this: { id: string }, name: string) {
@@ -46,8 +65,7 @@ const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => 
   fastify.decorateRequest('runTask', function<T> (this: { id: string }, name: string, fn: (signal: AbortSignal) => T | PromiseLike<T>) {
     return tracker.run(name, fn, this.id)
   })
-
-  registerHealthRoutes(fastify, config, graceful)
+  fastify.decorateRequest('closeSignal', { getter: () => graceful.closeSignal })
 
   fastify.addHook('onListen', function markReady (done) {
     graceful.markReady()
@@ -60,6 +78,7 @@ const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => 
     graceful.onClose()
     done()
   })
+  root.close = graceful.interceptClose(root.close as (this: FastifyInstance, ...args: unknown[]) => unknown) as typeof root.close
 
   if (config.handleSignals && process.env.npm_lifecycle_event !== undefined) {
     // npm runs the app as its child: SIGHUP to npm (PID 1) never reaches Node, and npm may exit first.
@@ -69,7 +88,7 @@ const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => 
   graceful.install()
 }
 
-/** Graceful shutdown for Fastify on Kubernetes. Register once, on the root instance. */
+/** Graceful shutdown for Fastify on Kubernetes. Register once (on the root instance, or in your app plugin). */
 const graceful = fp(plugin, { fastify: '5.x', name: 'fastify-graceful-k8s' })
 
 export default graceful
@@ -77,5 +96,6 @@ export { graceful }
 export { GracefulError, type GracefulErrorCode } from './errors.js'
 export { DEFAULTS, HARD_DEADLINE_MARGIN, SHUTDOWN_SIGNALS, type GracefulOptions, type GracefulConfig, type ReadinessCheck, type ShutdownSignal } from './options.js'
 export { EXIT_SECOND_SIGINT, type GracefulController, type ShutdownResult } from './shutdown.js'
+export { GOING_AWAY, WEBSOCKET_CLOSE_TIMEOUT, type Notified } from './connections.js'
 export { STATES, type GracefulState } from './states.js'
-export type { TaskDone, TaskInfo } from './tasks.js'
+export type { TaskDone, TaskInfo, TaskKind } from './tasks.js'

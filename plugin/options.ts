@@ -64,6 +64,12 @@ export interface GracefulOptions {
    * @default []
    */
   readinessChecks?: readonly ReadinessCheck[]
+  /**
+   * Milliseconds written as `retry:` into every server-sent-event stream the close phase ends, so that
+   * EventSource clients reconnect (to another pod) after that long. 0 ends the streams without it.
+   * @default 1000
+   */
+  sseRetry?: number
 }
 
 /** The configuration after defaults and validation. */
@@ -77,6 +83,7 @@ export interface GracefulConfig {
   readonly handleSignals: boolean
   readonly exit: boolean
   readonly readinessChecks: readonly Required<ReadinessCheck>[]
+  readonly sseRetry: number
   /** drainDelay + timeout + HARD_DEADLINE_MARGIN: when close-with-grace exits no matter what. */
   readonly hardDeadline: number
 }
@@ -94,7 +101,8 @@ export const DEFAULTS = {
   signals: ['SIGHUP', 'SIGTERM', 'SIGINT'],
   handleSignals: true,
   exit: true,
-  readinessChecks: []
+  readinessChecks: [],
+  sseRetry: 1000
 } as const satisfies Required<GracefulOptions>
 
 const KNOWN = new Set(Object.keys(DEFAULTS))
@@ -196,6 +204,7 @@ export function resolveOptions (options: unknown = {}): GracefulConfig {
     handleSignals: bool('handleSignals', o.handleSignals),
     exit: bool('exit', o.exit),
     readinessChecks: Object.freeze(checkList(o.readinessChecks)),
+    sseRetry: duration('sseRetry', o.sseRetry, 0),
     hardDeadline: drainDelay + timeout + HARD_DEADLINE_MARGIN
   })
 }

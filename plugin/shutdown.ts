@@ -1,16 +1,21 @@
-import type { ServerResponse } from 'node:http'
+import { setMaxListeners } from 'node:events'
+import type { IncomingMessage } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { Connections, type Notified } from './connections.js'
 import type { GracefulConfig, ShutdownSignal } from './options.js'
-import { listenToSignals, wireExit, type ExitWiring } from './signals.js'
+import { createProbes } from './probes.js'
+import {
+  ERROR_EVENTS, flushLogSync, listenToErrors, listenToSignals, removeForeignCloseWithGrace, wireExit, type ExitWiring
+} from './signals.js'
 import { STATES, type GracefulState } from './states.js'
-import { TaskTracker, type TaskDone, type TaskInfo } from './tasks.js'
+import { summarize, TaskTracker, type RawResponse, type TaskDone, type TaskInfo } from './tasks.js'
 
 /** What a shutdown ends with. */
 export interface ShutdownResult {
-  /** 0 when every request and task finished in time, 1 when the deadline hit or closing failed. */
+  /** 0 when every request and task finished in time; 1 when the deadline hit, closing failed, or an error was uncaught. */
   exitCode: number
-  /** What started the shutdown: a signal name, 'shutdown()', or 'uncaught error'. */
+  /** What started the shutdown: a signal name, 'shutdown()', 'fastify.close()' or 'uncaught error'. */
   reason: string
   /** What was still pending at the deadline (empty on a clean shutdown). */
   pending: TaskInfo[]
@@ -21,10 +26,16 @@ export interface ShutdownResult {
 export interface GracefulController {
   readonly state: GracefulState
   /**
-   * Aborted the moment a shutdown starts: stop taking new work (a queue consumer stops polling, a child
-   * process is told to stop) and finish what is in hand.
+   * Aborted the moment a shutdown starts (state is already `draining`): stop taking new work (a queue
+   * consumer stops polling, a child process is told to stop) and finish what is in hand.
    */
   readonly shutdownSignal: AbortSignal
+  /**
+   * Aborted when the drain ends and the listener closes (the close phase): long-lived responses (streams,
+   * long polls) should finish now, so that clients reconnect to another pod. WebSockets of `ws`-based
+   * libraries, server-sent-event responses and HTTP/2 sessions are told by the plugin itself.
+   */
+  readonly closeSignal: AbortSignal
   /** Aborted when the shutdown deadline comes: give up. The same signal `runTask` hands to its function. */
   readonly deadlineSignal: AbortSignal
   readonly config: GracefulConfig
@@ -34,38 +45,76 @@ export interface GracefulController {
   task (name: string): TaskDone
   /** Run `fn` as tracked work; `fn` gets the deadline's AbortSignal. */
   runTask<T> (name: string, fn: (signal: AbortSignal) => T | PromiseLike<T>): Promise<T>
-  /** Requests in flight and tasks still running, oldest first. */
+  /** Requests in flight, open streams and WebSockets, and tasks still running, oldest first. */
   pending (): TaskInfo[]
 }
 
-/** At most this many tasks are listed in one log line; `pending` always has the full count. */
-const LISTED = 10
 /** Exit code for a second SIGINT: 128 + 2, what a shell reports for a process ended by SIGINT. */
 export const EXIT_SECOND_SIGINT = 130
 
+/** Instances in this process that handle signals: two would both drain on one SIGTERM. */
+const kSignalOwners = Symbol.for('fastify-graceful-k8s.signalOwners')
+const signalOwners: Set<object> = ((globalThis as Record<symbol, Set<object>>)[kSignalOwners] ??= new Set())
+
+function signalController (): AbortController {
+  const controller = new AbortController()
+  // Any number of listeners: one per stream, consumer or timer is normal here.
+  setMaxListeners(0, controller.signal)
+  return controller
+}
+
 export class Graceful implements GracefulController {
   readonly tracker = new TaskTracker()
+  readonly connections: Connections
   private current: GracefulState = STATES.STARTING
   private running: Promise<ShutdownResult> | null = null
+  private result: ShutdownResult | null = null
   private sawSigint = false
-  private readonly started = new AbortController()
+  /** An uncaught error happened: whatever the shutdown does, the exit code is 1. */
+  private failed = false
+  /** Our own fastify.close() call, which must not join the shutdown it is part of. */
+  private closingOwn = false
+  private readonly started = signalController()
+  private readonly closed = signalController()
   private removeSignalListeners: (() => void) | null = null
+  private removeErrorListeners: (() => void) | null = null
   private exitWiring: ExitWiring | null = null
-  /** Set once the drain starts: every response from then on carries `Connection: close`. */
+  /** Set once the drain starts: every HTTP/1 response from then on carries `Connection: close`. */
   closeConnections = false
 
   constructor (
     private readonly fastify: FastifyInstance,
     readonly config: GracefulConfig,
     private readonly log: FastifyBaseLogger
-  ) {}
+  ) {
+    const answerProbe = createProbes(config, this)
+    const { tracker } = this
+    // The per-request hot path, ahead of fastify: a probe is answered here; anything else is tracked
+    // (a list link and one shared listener) and gets `Connection: close` once the drain has begun.
+    const onRequest = (req: IncomingMessage, res: RawResponse): boolean => {
+      if (answerProbe(req, res)) return true
+      tracker.trackResponse(res)
+      if (this.closeConnections && req.httpVersionMajor === 1) res.setHeader('connection', 'close')
+      return false
+    }
+    this.connections = new Connections(fastify, tracker, this, onRequest)
+  }
 
   get state (): GracefulState {
     return this.current
   }
 
+  /** For the connections: upgrades are refused from the close phase on. */
+  get closing (): boolean {
+    return this.current === STATES.CLOSING || this.current === STATES.CLOSED
+  }
+
   get shutdownSignal (): AbortSignal {
     return this.started.signal
+  }
+
+  get closeSignal (): AbortSignal {
+    return this.closed.signal
   }
 
   get deadlineSignal (): AbortSignal {
@@ -86,35 +135,70 @@ export class Graceful implements GracefulController {
 
   /** Process side effects, undone by `uninstall()`. */
   install (): void {
-    const { config } = this
-    // close-with-grace's callback runs for the shutdown we armed it for, too: that is no second trigger.
-    if (config.exit) this.exitWiring = wireExit(config, this.log, reason => this.running ?? this.shutdown(reason))
-    if (config.handleSignals) this.removeSignalListeners = listenToSignals(config.signals, signal => this.onSignal(signal))
+    const { config, log } = this
+    this.connections.attach()
+    if (config.exit) this.exitWiring = wireExit(config, log, reason => this.running ?? this.shutdown(reason))
+    if (!config.handleSignals) return
+    if (signalOwners.size > 0) {
+      log.warn({ signals: config.signals, instances: signalOwners.size + 1 },
+        'another fastify-graceful-k8s instance in this process already handles these signals: one signal will shut both down. Fix: register the plugin once, or pass handleSignals: false to all but one instance')
+    }
+    signalOwners.add(this)
+    this.removeSignalListeners = listenToSignals(config.signals, signal => this.onSignal(signal))
+    if (config.exit) {
+      this.removeErrorListeners = listenToErrors((err, event) => this.onUncaught(err, event))
+    }
   }
 
   uninstall (): void {
     this.removeSignalListeners?.()
     this.removeSignalListeners = null
+    this.uninstallErrorHandling()
+    signalOwners.delete(this)
+    this.connections.detach()
+  }
+
+  private uninstallErrorHandling (): void {
+    this.removeErrorListeners?.()
+    this.removeErrorListeners = null
     this.exitWiring?.uninstall()
     this.exitWiring = null
   }
 
-  /** onListen */
+  /** onListen: fastify's secondary bindings exist now; so does fastify-cli's close-with-grace. */
   markReady (): void {
+    this.connections.attach()
+    this.takeOverSignals()
     if (this.current === STATES.STARTING) {
       this.current = STATES.READY
       this.log.info({ state: this.current }, 'ready: readiness answers 200')
     }
   }
 
-  untrack (reply: FastifyReply): void {
-    this.tracker.releaseRequest(reply.raw)
+  /** Other close-with-grace instances (fastify-cli's `fastify start`, a server.ts) would exit mid-drain. */
+  private takeOverSignals (): void {
+    const { config } = this
+    if (!config.handleSignals) return
+    const events: string[] = [...config.signals, 'beforeExit']
+    if (this.removeErrorListeners !== null) events.push(...ERROR_EVENTS)
+    const removed = removeForeignCloseWithGrace(events)
+    if (removed.length === 0) return
+    const runner = process.argv.slice(1, 3).some(a => /fastify-cli|[/\\]fastify(\.js)?$/.test(a)) ? 'fastify-cli' : 'close-with-grace'
+    this.log.info({ events: removed, runner },
+      `${runner === 'fastify-cli' ? "fastify-cli's" : 'another'} close-with-grace handler removed for these events: fastify-graceful-k8s runs the shutdown`)
   }
 
   onSignal (signal: ShutdownSignal): void {
+    if (this.result !== null && !this.config.exit) {
+      // exit: false left the process to the app, and the app is still here: a signal now means "stop".
+      this.log.info({ signal, exitCode: this.result.exitCode }, 'signal received after the shutdown finished: exiting with its exit code')
+      flushLogSync(this.log)
+      process.exit(this.result.exitCode)
+    }
     if (this.running !== null) {
       if (signal === 'SIGINT' && this.sawSigint) {
         this.log.fatal({ signal, state: this.current, pending: this.tracker.size }, 'second SIGINT: exiting now')
+        flushLogSync(this.log)
         process.exit(EXIT_SECOND_SIGINT)
       }
       this.sawSigint ||= signal === 'SIGINT'
@@ -126,24 +210,58 @@ export class Graceful implements GracefulController {
     void this.shutdown(signal)
   }
 
+  private onUncaught (err: unknown, event: string): void {
+    this.failed = true
+    if (this.running !== null) {
+      this.log.error({ err, event, state: this.current }, 'uncaught error during the shutdown: it goes on, the exit code will be 1')
+      return
+    }
+    this.log.error({ err, event }, 'uncaught error: shutting down')
+    void this.shutdown('uncaught error')
+  }
+
   shutdown (reason = 'shutdown()'): Promise<ShutdownResult> {
     if (this.running !== null) {
       this.log.info({ reason, state: this.current }, 'shutdown requested again: joining the running one')
       return this.running
     }
-    this.running = this.run(reason)
+    // Everything up to the abort is synchronous and `running` is set before shutdownSignal's listeners run,
+    // so that a listener calling shutdown() (or fastify.close()) joins this one.
+    const wasServing = this.current === STATES.READY
+    let start!: () => void
+    const begun = new Promise<void>(resolve => { start = resolve })
+    this.running = begun.then(() => this.run(reason, wasServing))
+    this.log.info({ reason, state: this.current, drainDelayMs: this.config.drainDelay, timeoutMs: this.config.timeout, pending: this.tracker.size },
+      'graceful shutdown started')
+    this.takeOverSignals()
+    this.current = STATES.DRAINING
+    this.closeConnections = true
+    this.markInFlightConnectionClose()
     this.exitWiring?.arm()
+    this.started.abort(reason)
+    start()
     return this.running
   }
 
-  /** fastify.close() without shutdown(): wait for tasks (bounded) before the user's onClose hooks run. */
+  /** `fastify.close()` called by the app: during a shutdown it joins it instead of cutting the drain. */
+  interceptClose<F extends (this: FastifyInstance, ...args: unknown[]) => unknown> (close: F): F {
+    const graceful = this
+    return function close$ (this: FastifyInstance, ...args: unknown[]) {
+      if (graceful.running === null || graceful.closingOwn) return close.apply(this, args)
+      graceful.log.info({ state: graceful.current }, 'fastify.close() called during the shutdown: it resolves when the shutdown has closed')
+      const closed = graceful.running.then(() => undefined)
+      const cb = args[0]
+      if (typeof cb !== 'function') return closed
+      closed.then(() => (cb as (err?: Error) => void)(), /* c8 ignore next */ (err: Error) => (cb as (err?: Error) => void)(err))
+      return this
+    } as F
+  }
+
+  /** fastify.close() without shutdown(): the close phase, then wait for tasks (bounded) before onClose hooks. */
   async onPreClose (): Promise<void> {
     if (this.running !== null) return
-    this.current = STATES.CLOSING
-    // Responses still to come close their connections, so that server.close() is not left waiting on
-    // kept-alive ones after the requests in flight are done.
     this.closeConnections = true
-    this.markInFlightConnectionClose()
+    this.enterClosePhase('fastify.close()')
     await this.waitForTasks()
   }
 
@@ -154,48 +272,49 @@ export class Graceful implements GracefulController {
     if (this.running === null) this.uninstall()
   }
 
-  private async run (reason: string): Promise<ShutdownResult> {
+  private async run (reason: string, wasServing: boolean): Promise<ShutdownResult> {
     const { config, log, fastify } = this
     const started = performance.now()
-    const wasServing = this.current === STATES.READY
-    log.info({ reason, state: this.current, drainDelayMs: config.drainDelay, timeoutMs: config.timeout, pending: this.tracker.size },
-      'graceful shutdown started')
-
-    this.closeConnections = true
-    this.markInFlightConnectionClose()
-    this.started.abort(reason)
     if (wasServing && config.drainDelay > 0) {
-      this.current = STATES.DRAINING
       log.info({ phase: 'drain', drainDelayMs: config.drainDelay }, 'draining: readiness answers 503, requests still served')
       await this.drain()
     }
 
-    this.current = STATES.CLOSING
     // Stop accepting connections ourselves instead of calling fastify.close() now: close() would answer
     // every later request 503, including those on keep-alive connections the ingress still uses, and would
     // run the user's onClose hooks (database pools...) while background tasks still need them.
-    const server = fastify.server
-    if (server.listening) server.close()
-    server.closeIdleConnections?.()
-    this.markInFlightConnectionClose()
-    log.info({ phase: 'close', pending: this.tracker.size }, 'listener closed: waiting for requests and tasks')
+    this.enterClosePhase(reason)
 
     const finished = await this.waitForTasks()
     const pending = finished ? [] : this.tracker.pending()
-    if (!finished) server.closeAllConnections?.()
+    if (!finished) this.connections.terminate()
 
     let exitCode = finished ? 0 : 1
+    this.closingOwn = true
     try {
       await fastify.close()
     } catch (err) {
       log.error({ err }, 'fastify.close() failed')
       exitCode = 1
     }
+    if (this.failed) exitCode = 1
     this.current = STATES.CLOSED
     const elapsedMs = Math.round(performance.now() - started)
-    log[exitCode === 0 ? 'info' : 'error']({ phase: 'exit', exitCode, elapsedMs }, 'shutdown complete')
-    if (!config.exit) this.uninstall()
-    return { exitCode, reason, pending, elapsedMs }
+    log[exitCode === 0 ? 'info' : 'error']({ phase: 'exit', exitCode, elapsedMs, reason }, 'shutdown complete')
+    // exit: false keeps the signal listeners (a later signal exits with this code); the rest goes.
+    if (!config.exit) this.uninstallErrorHandling()
+    this.result = { exitCode, reason, pending, elapsedMs }
+    return this.result
+  }
+
+  /** The end of the drain: every listener closes, and what is long-lived is told to leave. */
+  private enterClosePhase (reason: string): Notified {
+    this.current = STATES.CLOSING
+    this.markInFlightConnectionClose()
+    this.closed.abort(reason)
+    const notified = this.connections.close(this.config.sseRetry)
+    this.log.info({ phase: 'close', pending: this.tracker.size, notified }, 'listener closed: waiting for requests and tasks')
+    return notified
   }
 
   private async drain (): Promise<void> {
@@ -214,8 +333,7 @@ export class Graceful implements GracefulController {
     const started = performance.now()
     let deadline: NodeJS.Timeout | undefined
     const progress = setInterval(() => {
-      const tasks = tracker.pending()
-      log.info({ phase: 'wait', pending: tasks.length, tasks: tasks.slice(0, LISTED), remainingMs: Math.max(0, Math.round(config.timeout - (performance.now() - started))) },
+      log.info({ phase: 'wait', ...summarize(tracker.pending(), 10), remainingMs: Math.max(0, Math.round(config.timeout - (performance.now() - started))) },
         'still waiting')
     }, config.logInterval)
     try {
@@ -228,8 +346,7 @@ export class Graceful implements GracefulController {
       if (finished) {
         log.info({ phase: 'wait', elapsedMs: Math.round(performance.now() - started) }, 'all requests and tasks finished')
       } else {
-        const tasks = tracker.pending()
-        log.error({ phase: 'wait', pending: tasks.length, tasks, timeoutMs: config.timeout },
+        log.error({ phase: 'wait', ...summarize(tracker.pending()), timeoutMs: config.timeout },
           'shutdown timeout: giving up on pending tasks')
         tracker.abort()
       }
@@ -241,11 +358,11 @@ export class Graceful implements GracefulController {
   }
 
   private markInFlightConnectionClose (): void {
-    for (const reply of this.tracker.requests()) setConnectionClose(reply.raw)
+    for (const res of this.tracker.responses()) setConnectionClose(res)
   }
 }
 
 /** HTTP/1 only: HTTP/2 forbids the header (and has GOAWAY instead). */
-export function setConnectionClose (res: ServerResponse): void {
-  if (!res.headersSent && res.req.httpVersionMajor === 1) res.setHeader('connection', 'close')
+export function setConnectionClose (res: RawResponse): void {
+  if (!res.headersSent && (res.req as IncomingMessage).httpVersionMajor === 1) res.setHeader('connection', 'close')
 }

@@ -18,14 +18,34 @@ export function listenToSignals (signals: readonly ShutdownSignal[], onSignal: (
   }
 }
 
+export const ERROR_EVENTS = ['uncaughtException', 'unhandledRejection'] as const
+
+/**
+ * An uncaught exception or unhandled rejection starts a graceful shutdown (or joins the running one) and
+ * makes the exit code 1; it never cuts the drain or the wait. With a listener installed Node no longer
+ * crashes on its own: only the hard deadline or an operator's second SIGINT end the process early.
+ */
+export function listenToErrors (onError: (err: unknown, event: string) => void): () => void {
+  const onException = (err: unknown): void => onError(err, 'uncaughtException')
+  const onRejection = (err: unknown): void => onError(err, 'unhandledRejection')
+  process.on('uncaughtException', onException)
+  process.on('unhandledRejection', onRejection)
+  return () => {
+    process.removeListener('uncaughtException', onException)
+    process.removeListener('unhandledRejection', onRejection)
+  }
+}
+
 // close-with-grace must never see the signals the plugin handles: on a second signal it calls
 // process.exit(1), and a preStop `kill -HUP 1` is followed by the kubelet's SIGTERM within milliseconds.
-// Nor 'beforeExit': an event loop that runs dry (a test that closed its server) is no reason to shut down.
-const ALWAYS_SKIPPED = [...SHUTDOWN_SIGNALS, 'beforeExit']
-const CWG_EVENTS = ['SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'uncaughtException', 'unhandledRejection']
+// Nor uncaught errors: after its first event it exits 1 on the next error, cutting the drain (the plugin
+// handles them, see listenToErrors). Nor 'beforeExit': an event loop that runs dry (a test that closed its
+// server) is no reason to shut down.
+const ALWAYS_SKIPPED = [...SHUTDOWN_SIGNALS, ...ERROR_EVENTS, 'beforeExit']
+const FATAL_SIGNALS = ['SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV']
 
 export interface ExitWiring {
-  /** Start the hard deadline and exit the process when `finished` settles. */
+  /** Start the hard deadline and exit the process when the shutdown settles. */
   arm (): void
   /** Remove close-with-grace's listeners (the instance closed without a shutdown). */
   uninstall (): void
@@ -37,14 +57,14 @@ export interface ExitOutcome {
 
 /**
  * close-with-grace owns the exit: its `delay` is the hard deadline that exits with 1 even if the shutdown
- * hangs (a stuck onClose hook), and with `handleSignals` its error handlers turn an uncaught exception or
- * unhandled rejection into a graceful shutdown followed by exit 1.
+ * hangs (a stuck onClose hook), and with `handleSignals` it turns the fatal signals it knows (SIGABRT…)
+ * into a graceful shutdown.
  */
 export function wireExit (config: GracefulConfig, log: FastifyBaseLogger,
   shutdown: (reason: string) => Promise<ExitOutcome>): ExitWiring {
-  const skip = config.handleSignals ? ALWAYS_SKIPPED : [...ALWAYS_SKIPPED, ...CWG_EVENTS]
-  // close-with-grace runs its callback once per close(): when it started the shutdown itself (an uncaught
-  // error), arm() must not start a second run with a second timer.
+  const skip = config.handleSignals ? ALWAYS_SKIPPED : [...ALWAYS_SKIPPED, ...FATAL_SIGNALS]
+  // close-with-grace runs its callback once per close(): when it started the shutdown itself (SIGABRT),
+  // arm() must not start a second run with a second timer.
   let running = false
   const cwg = closeWithGrace({
     delay: config.hardDeadline,
@@ -52,21 +72,88 @@ export function wireExit (config: GracefulConfig, log: FastifyBaseLogger,
     // Every message close-with-grace would log has its own callback below; its logger is left only for an
     // error thrown by our callback, and shutdown() never rejects.
     logger: false,
-    onTimeout: (delay: number) => log.fatal({ hardDeadlineMs: delay }, 'hard deadline reached: exiting now'),
+    onTimeout: (delay: number) => {
+      log.fatal({ hardDeadlineMs: delay }, 'hard deadline reached: exiting now')
+      flushLogSync(log)
+    },
     // Tested ('a fatal signal close-with-grace handles (SIGABRT) drains too; a second one exits at once'); the
     // process it exits leaves no coverage record for tap.
-    /* c8 ignore next */
-    onSecondSignal: (signal: string) => log.fatal({ signal }, 'second signal during shutdown: exiting now'),
-    onSecondError: (err: unknown) => log.fatal({ err }, 'second uncaught error during shutdown: exiting now')
-  }, async ({ signal, err }) => {
+    /* c8 ignore next 4 */
+    onSecondSignal: (signal: string) => {
+      log.fatal({ signal }, 'second signal during shutdown: exiting now')
+      flushLogSync(log)
+    }
+  }, async ({ signal }) => {
     running = true
-    if (err !== undefined) log.error({ err }, 'uncaught error: shutting down')
-    const { exitCode } = await shutdown(signal ?? (err !== undefined ? 'uncaught error' : 'shutdown()'))
-    // close-with-grace exits 0 when this resolves (1 after an uncaught error); a missed deadline must not look clean.
+    const { exitCode } = await shutdown(signal ?? 'shutdown()')
+    await flushLog(log)
+    // close-with-grace exits 0 when this resolves; a missed deadline must not look clean.
     if (exitCode !== 0) process.exit(exitCode)
   })
   return {
     arm: () => { if (!running) cwg.close() },
     uninstall: () => cwg.uninstall()
   }
+}
+
+/** The names close-with-grace gives its listeners; each calls its `run`. */
+const CWG_LISTENERS = new Set(['onSignal', 'onError', 'onNormalExit'])
+
+function isCloseWithGrace (listener: (...args: unknown[]) => unknown): boolean {
+  return CWG_LISTENERS.has(listener.name) && /\brun\(\{/.test(Function.prototype.toString.call(listener))
+}
+
+/**
+ * Removes other close-with-grace instances' listeners for the events the plugin handles. fastify-cli's
+ * `fastify start` (and the server.ts its eject templates write) install one with no `skip`: it calls
+ * fastify.close() at the first signal (503 from then on) and exits 1 at the second signal or after 500 ms,
+ * which is the preStop hook's SIGHUP followed by the kubelet's SIGTERM. Returns the events it cleared.
+ */
+export function removeForeignCloseWithGrace (events: readonly string[]): string[] {
+  const removed: string[] = []
+  for (const event of events) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!isCloseWithGrace(listener as (...args: unknown[]) => unknown)) continue
+      process.removeListener(event, listener)
+      if (!removed.includes(event)) removed.push(event)
+    }
+  }
+  return removed
+}
+
+/** The destination pino writes to: a SonicBoom or a transport's ThreadStream, both with flushSync(). */
+function pinoStream (log: FastifyBaseLogger): { flushSync?: () => void } | undefined {
+  for (let o: object | null = log; o !== null; o = Object.getPrototypeOf(o)) {
+    const key = Object.getOwnPropertySymbols(o).find(s => s.description === 'pino.stream')
+    if (key !== undefined) return (o as Record<symbol, { flushSync?: () => void }>)[key]
+  }
+  return undefined
+}
+
+/**
+ * Before a process.exit() that cannot wait: write what pino still buffers. pino's default destination
+ * writes asynchronously; an exit right after a large line to a pipe loses its tail.
+ */
+export function flushLogSync (log: FastifyBaseLogger): void {
+  try {
+    pinoStream(log)?.flushSync?.()
+  } catch {
+    // A destination that cannot flush now (EAGAIN on a full pipe) is retried by flushLog where there is time.
+  }
+}
+
+/** Before a normal exit: wait (bounded) until pino has written everything. */
+export async function flushLog (log: FastifyBaseLogger, maxWaitMs = 2000): Promise<void> {
+  const flush = (log as { flush?: (cb: (err?: Error) => void) => void }).flush
+  if (typeof flush !== 'function') return
+  await new Promise<void>(resolve => {
+    const timer = setTimeout(resolve, maxWaitMs)
+    try {
+      flush.call(log, () => { clearTimeout(timer); resolve() })
+    } catch {
+      clearTimeout(timer)
+      resolve()
+    }
+  })
+  flushLogSync(log)
 }

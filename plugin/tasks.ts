@@ -1,52 +1,65 @@
-import type { ServerResponse } from 'node:http'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import { setMaxListeners } from 'node:events'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerResponse } from 'node:http2'
+import type { FastifyReply } from 'fastify'
 import { GracefulError, show } from './errors.js'
 
 /** Calling it says the task is finished. Idempotent: later calls do nothing. */
 export type TaskDone = () => void
 
+/** What a pending unit of work is. */
+export type TaskKind =
+  /** An HTTP request in flight. */
+  | 'request'
+  /** A response with `content-type: text/event-stream` (server-sent events) still open. */
+  | 'stream'
+  /** An upgraded WebSocket connection. */
+  | 'websocket'
+  /** Work registered with `task()` / `runTask()`. */
+  | 'task'
+
 /** A snapshot of one unit of work that a shutdown waits for. */
 export interface TaskInfo {
-  /** `'request'` for an HTTP request in flight, `'task'` for work registered with `task()`/`runTask()`. */
-  kind: 'request' | 'task'
-  /** The task's name; for a request, its method and URL. */
+  kind: TaskKind
+  /** The task's name; for a request, stream or WebSocket, its method and URL. */
   name: string
-  /** The id of the request that registered the task (or of the request itself). */
+  /** The id of the request that registered the task (or of the request itself), when known. */
   reqId?: string
   /** Epoch milliseconds. */
   startedAt: number
   ageMs: number
 }
 
-// Requests in flight form an intrusive doubly linked list through the replies: the links and the start
-// time are reply decorations (declared once, see `decorateReplies`), the raw response points back to its
-// reply. Insert and remove are a few stores: no allocation and no hashing per request. A Map keyed by the
-// raw response cost ~1.5 µs a request here, most of it in rehashing as requests come and go (bench/RESULTS.md).
+/** A raw response, HTTP/1 or HTTP/2 (compatibility API). */
+export type RawResponse = ServerResponse | Http2ServerResponse
+
+// Requests in flight form an intrusive doubly linked list through the raw responses: inserting and
+// removing is a few stores, with no allocation and no hashing per request. A Map keyed by the raw response
+// cost ~1.5 µs a request here, most of it in rehashing as requests come and go (bench/RESULTS.md).
 const kPrev = Symbol('fastify-graceful-k8s.prev')
 const kNext = Symbol('fastify-graceful-k8s.next')
 const kStartedAt = Symbol('fastify-graceful-k8s.startedAt')
-const kReply = Symbol('fastify-graceful-k8s.reply')
+/** Set by the plugin's onRequest hook: the reply, for the request id (the raw layer has none). */
+export const kReply = Symbol('fastify-graceful-k8s.reply')
 
 interface Link { [kNext]: Tracked | null }
-type Tracked = FastifyReply & Link & { [kPrev]: Link | null, [kStartedAt]: number }
-type TrackedResponse = ServerResponse & { [kReply]?: Tracked | null }
-
-/** Declares the reply fields the tracker uses, so every reply has them from its constructor on. */
-export function decorateReplies (fastify: FastifyInstance): void {
-  fastify.decorateReply(kPrev, null)
-  fastify.decorateReply(kNext, null)
-  fastify.decorateReply(kStartedAt, 0)
+export type Tracked = RawResponse & Link & {
+  [kPrev]: Link | null
+  [kStartedAt]: number
+  [kReply]?: FastifyReply
 }
 
 interface Task {
+  readonly kind: TaskKind
   readonly name: string
-  readonly reqId: string | undefined
   readonly startedAt: number
+  /** The request id, or a function that finds it when it is asked for (a WebSocket's). */
+  readonly reqId: string | (() => string | undefined) | undefined
 }
 
 /**
- * The seed's WaitGroup. Requests in flight are counted by a hook on the hot path (see `trackRequest`);
- * explicit tasks by `add()`/`run()`. `whenIdle()` resolves when both reach zero.
+ * The seed's WaitGroup. Requests in flight are counted on the hot path (see `trackResponse`); explicit
+ * tasks by `add()`/`run()`, WebSockets by the connections module. `whenIdle()` resolves when all reach zero.
  */
 export class TaskTracker {
   /** The list of requests in flight, newest first. */
@@ -57,6 +70,15 @@ export class TaskTracker {
   private readonly deadline = new AbortController()
   private waiters: Array<() => void> = []
   private refusal: string | null = null
+  /** Shared by every response: no closure per request. */
+  private readonly release: (this: RawResponse) => void
+
+  constructor () {
+    // Any number of tasks may listen (timers/promises with { signal } adds one listener each).
+    setMaxListeners(0, this.deadline.signal)
+    const tracker = this
+    this.release = function release (this: RawResponse): void { tracker.releaseResponse(this) }
+  }
 
   get signal (): AbortSignal {
     return this.deadline.signal
@@ -66,26 +88,24 @@ export class TaskTracker {
     return this.requestCount + this.tasks.size
   }
 
-  /** Hot path: called once per request. `release` must be a shared function, bound by the caller. */
-  trackRequest (reply: FastifyReply, release: (this: ServerResponse) => void): void {
-    const r = reply as Tracked
-    // Our own clock: reply.elapsedTime stays 0 when the instance has no logger and no onResponse hook.
+  /** Hot path: called once per request, from the server's request listener. */
+  trackResponse (res: RawResponse): void {
+    const r = res as Tracked
+    // Our own clock: fastify's reply.elapsedTime stays 0 without a logger or an onResponse hook.
     r[kStartedAt] = Date.now()
     const next = this.head[kNext]
     r[kPrev] = this.head
     r[kNext] = next
     if (next !== null) next[kPrev] = r
     this.head[kNext] = r
-    this.requestCount++;
-    (reply.raw as TrackedResponse)[kReply] = r
-    reply.raw.on('close', release)
+    this.requestCount++
+    res.on('close', this.release)
   }
 
-  releaseRequest (res: ServerResponse): void {
-    const r = (res as TrackedResponse)[kReply]
-    if (r == null) return
-    (res as TrackedResponse)[kReply] = null
-    const prev = r[kPrev] as Link
+  releaseResponse (res: RawResponse): void {
+    const r = res as Tracked
+    const prev = r[kPrev]
+    if (prev == null) return
     const next = r[kNext]
     prev[kNext] = next
     if (next !== null) next[kPrev] = prev
@@ -95,8 +115,8 @@ export class TaskTracker {
     if (this.waiters.length !== 0 && this.size === 0) this.settle()
   }
 
-  /** The replies of the requests in flight, newest first. */
-  * requests (): Generator<FastifyReply> {
+  /** The raw responses of the requests in flight, newest first. */
+  * responses (): Generator<Tracked> {
     for (let r = this.head[kNext]; r !== null; r = r[kNext]) yield r
   }
 
@@ -111,7 +131,15 @@ export class TaskTracker {
         `task "${name}" refused: ${this.refusal}. Fix: start work before the shutdown's wait ends, or check ` +
         'fastify.graceful.state and hand the work to another replica (return 503).')
     }
-    const task: Task = { name, reqId, startedAt: Date.now() }
+    return this.addEntry({ kind: 'task', name, reqId, startedAt: Date.now() })
+  }
+
+  /** Track a connection (a WebSocket) like a task; never refused: it exists already. */
+  addConnection (kind: TaskKind, name: string, reqId: () => string | undefined): TaskDone {
+    return this.addEntry({ kind, name, reqId, startedAt: Date.now() })
+  }
+
+  private addEntry (task: Task): TaskDone {
     this.tasks.add(task)
     let finished = false
     return () => {
@@ -139,13 +167,18 @@ export class TaskTracker {
   /** Everything still pending, oldest first. */
   pending (now = Date.now()): TaskInfo[] {
     const list: TaskInfo[] = []
-    for (const reply of this.requests()) {
-      const startedAt = (reply as Tracked)[kStartedAt]
-      list.push({ kind: 'request', name: `${reply.request.method} ${reply.request.url}`, reqId: reply.request.id, startedAt, ageMs: now - startedAt })
+    for (const res of this.responses()) {
+      const startedAt = res[kStartedAt]
+      const req = res.req as IncomingMessage
+      const info: TaskInfo = { kind: isEventStream(res) ? 'stream' : 'request', name: `${req.method ?? ''} ${req.url ?? ''}`, startedAt, ageMs: now - startedAt }
+      const reqId = res[kReply]?.request.id
+      if (reqId !== undefined) info.reqId = reqId
+      list.push(info)
     }
     for (const t of this.tasks) {
-      const info: TaskInfo = { kind: 'task', name: t.name, startedAt: t.startedAt, ageMs: now - t.startedAt }
-      if (t.reqId !== undefined) info.reqId = t.reqId
+      const info: TaskInfo = { kind: t.kind, name: t.name, startedAt: t.startedAt, ageMs: now - t.startedAt }
+      const reqId = typeof t.reqId === 'function' ? t.reqId() : t.reqId
+      if (reqId !== undefined) info.reqId = reqId
       list.push(info)
     }
     return list.sort((a, b) => a.startedAt - b.startedAt)
@@ -172,4 +205,31 @@ export class TaskTracker {
     this.waiters = []
     for (const resolve of waiters) resolve()
   }
+}
+
+/** A server-sent events response: its content type says so, whether set with setHeader or writeHead. */
+export function isEventStream (res: RawResponse): boolean {
+  const type = res.getHeader('content-type')
+  if (type !== undefined) return String(type).toLowerCase().startsWith('text/event-stream')
+  // writeHead(200, { 'content-type': ... }) with no setHeader before it leaves getHeader empty on HTTP/1:
+  // the header block is only in the text already written.
+  const head = (res as { _header?: unknown })._header
+  return typeof head === 'string' && /\r\ncontent-type:\s*text\/event-stream/i.test(head)
+}
+
+/** At most this many entries in one log line; the counts by kind and name cover the rest. */
+export const LISTED = 100
+
+/** A bounded summary for log lines: the oldest entries, counts by kind and by name, the total. */
+export function summarize (tasks: TaskInfo[], listed = LISTED): { pending: number, tasks: TaskInfo[], byKind: Record<string, number>, byName?: Record<string, number> } {
+  const byKind: Record<string, number> = {}
+  for (const t of tasks) byKind[t.kind] = (byKind[t.kind] ?? 0) + 1
+  const summary: ReturnType<typeof summarize> = { pending: tasks.length, tasks: tasks.slice(0, listed), byKind }
+  if (tasks.length > listed) {
+    // Names are bounded too: a URL per request could make as many names as requests.
+    const counts = new Map<string, number>()
+    for (const t of tasks) counts.set(t.name, (counts.get(t.name) ?? 0) + 1)
+    summary.byName = Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).slice(0, listed))
+  }
+  return summary
 }

@@ -138,16 +138,33 @@ t.test('an uncaught exception drains, then exits 1', async t => {
   t.equal((await slow).status, 200, 'the request in flight still finished')
   t.ok(child.logs.some(msg('uncaught error: shutting down')))
   t.ok(child.logs.some(l => l.msg === 'graceful shutdown started' && l.reason === 'uncaught error'))
+  t.match(child.logs.find(msg('shutdown complete')), { level: 50, exitCode: 1 }, "the last line's exitCode is the process's")
 })
 
-t.test('a second uncaught error during the shutdown exits at once with 1', async t => {
+t.test('errors during a signal-started drain are logged and neither cut the drain nor the wait; exit 1', async t => {
   const child = startChild(fixture('second-error.ts'))
   t.teardown(() => { child.proc.kill('SIGKILL') })
+  const port = await child.port
+  const slow = get(port, '/slow')
+  await child.waitForLog(l => l.msg === 'incoming request')
+  const at = performance.now()
+  child.signal('SIGHUP')
+  await new Promise(resolve => setTimeout(resolve, 10))
+  child.signal('SIGTERM')
+  const during = child.waitForLog(l => l.msg === 'uncaught error during the shutdown: it goes on, the exit code will be 1' && l.event === 'unhandledRejection')
+  await during
+  t.equal((await get(port, '/readyz')).status, 503, 'still draining after both errors')
+  t.equal((await get(port, '/slow')).status, 200, 'and still serving')
+  t.equal((await slow).status, 200, 'the request in flight finished')
   const exit = await child.exited
-  t.equal(exit.code, 1)
-  t.ok(child.logs.some(msg('uncaught error: shutting down')))
-  t.match(child.logs.find(msg('second uncaught error during shutdown: exiting now')), { level: 60, err: { message: 'second' } })
-  t.notOk(child.logs.some(msg('shutdown complete')), 'did not wait for the 20 s drain')
+  t.equal(exit.code, 1, 'exit code 1')
+  t.ok(exit.at - at >= 1900, `the drain and the wait ran to their end (${Math.round(exit.at - at)} ms)`)
+  t.match(child.logs.filter(msg('uncaught error during the shutdown: it goes on, the exit code will be 1')), [
+    { level: 50, event: 'uncaughtException', err: { message: 'stray exception' } },
+    { level: 50, event: 'unhandledRejection', err: { message: 'stray rejection' } }
+  ])
+  t.match(child.logs.find(msg('shutdown complete')), { level: 50, exitCode: 1 }, "the last line's exitCode is the process's")
+  t.notOk(child.logs.some(l => /exiting now/.test(String(l.msg))), 'nothing exited early')
 })
 
 t.test('a fatal signal close-with-grace handles (SIGABRT) drains too; a second one exits at once', async t => {
@@ -178,3 +195,33 @@ t.test('no npm warning when node runs directly', async t => {
   t.equal((await child.exited).code, 0)
   t.notOk(child.logs.some(l => typeof l.msg === 'string' && l.msg.startsWith('started through npm')))
 })
+
+t.test('10 000 tasks pending at the deadline, stdout a pipe: the last lines arrive whole and bounded (10 runs)', async t => {
+  for (let run = 0; run < 10; run++) {
+    const child = startChild(fixture('many-tasks.ts'))
+    t.teardown(() => { child.proc.kill('SIGKILL') })
+    const exit = await child.exited
+    await new Promise(resolve => setTimeout(resolve, 50))
+    t.equal(exit.code, 1, `run ${run}: exit 1`)
+    const timeout = child.logs.find(msg('shutdown timeout: giving up on pending tasks'))
+    t.match(timeout, { pending: 10_000, byKind: { task: 10_000 }, byName: { 'job-0': 1429 } }, `run ${run}: the timeout line, whole`)
+    t.equal((timeout?.tasks as unknown[] | undefined)?.length, 100, `run ${run}: it lists the 100 oldest`)
+    t.match(child.logs.at(-1), { msg: 'shutdown complete', exitCode: 1 }, `run ${run}: the final line is last and whole`)
+    t.notOk(child.logs.some(l => l.level === undefined), `run ${run}: no cut line`)
+  }
+})
+
+for (const [variant, code] of [['clean', 0], ['stuck', 1]] as const) {
+  t.test(`exit: false with signals: a signal after the shutdown exits with its exit code (${code})`, async t => {
+    const child = startChild(fixture('exit-false.ts'), variant === 'stuck' ? ['stuck'] : [])
+    t.teardown(() => { child.proc.kill('SIGKILL') })
+    await child.waitForLog(msg('app: shutdown result received, still running'))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    t.equal(child.proc.exitCode, null, 'the app decides: the process is still running')
+    child.signal('SIGTERM')
+    const exit = await child.exited
+    t.equal(exit.signal, null, 'not killed by the signal')
+    t.equal(exit.code, code, `exit code ${code}, the shutdown's`)
+    t.match(child.logs.find(msg('signal received after the shutdown finished: exiting with its exit code')), { signal: 'SIGTERM', exitCode: code })
+  })
+}
