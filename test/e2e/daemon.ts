@@ -2,7 +2,7 @@
 // with its config, pid and log files in a temp dir of its own; checked to be up before traffic, and stopped
 // on every exit path (its owner's stop(), or cleanup.ts at exit and on SIGINT/SIGTERM).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, openSync, readFileSync } from 'node:fs'
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -30,7 +30,11 @@ export function startDaemon (name: string, dir: string, argv: readonly string[],
   let exited = child.exitCode !== null
   const gone = new Promise<void>(resolve => child.once('exit', () => { exited = true; resolve() }))
   child.once('error', () => { exited = true })
-  const undo = onCleanup(`${name} (pid ${child.pid ?? '?'})`, () => { if (!exited) child.kill('SIGKILL') })
+  const removeFiles = (): void => { if (process.env.E2E_KEEP_LOGS !== '1') rmSync(dir, { recursive: true, force: true }) }
+  const undo = onCleanup(`${name} (pid ${child.pid ?? '?'})`, () => {
+    if (!exited) child.kill('SIGKILL')
+    removeFiles()
+  })
   const tail = (lines = 15): string => [out, ...logFiles].map(f => {
     let text = ''
     try { text = readFileSync(f, 'utf8') } catch {}
@@ -51,6 +55,8 @@ export function startDaemon (name: string, dir: string, argv: readonly string[],
         }
       }
       undo()
+      // Its files go with it, unless asked to keep them (E2E_KEEP_LOGS=1) to read after the run.
+      removeFiles()
     }
   }
 }
