@@ -96,6 +96,7 @@ export { graceful }
 export { GracefulError, type GracefulErrorCode } from './errors.js'
 export { DEFAULTS, HARD_DEADLINE_MARGIN, SHUTDOWN_SIGNALS, type GracefulOptions, type GracefulConfig, type ReadinessCheck, type ShutdownSignal } from './options.js'
 export { EXIT_SECOND_SIGINT, type GracefulController, type ShutdownResult } from './shutdown.js'
+export { SHUTDOWN_CHANNEL, type ShutdownMessage } from './diagnostics.js'
 export { GOING_AWAY, WEBSOCKET_CLOSE_TIMEOUT, type Notified } from './connections.js'
 export { STATES, type GracefulState } from './states.js'
 export type { TaskDone, TaskInfo, TaskKind } from './tasks.js'

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { Connections, type Notified } from './connections.js'
+import { publish, type ShutdownMessage } from './diagnostics.js'
 import type { GracefulConfig, ShutdownSignal } from './options.js'
 import { createProbes } from './probes.js'
 import {
@@ -49,6 +50,9 @@ export interface GracefulController {
   pending (): TaskInfo[]
 }
 
+type CommonFields = Pick<ShutdownMessage, 'fastify' | 'reason' | 'state' | 'pending' | 'elapsedMs'>
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
+
 /** Exit code for a second SIGINT: 128 + 2, what a shell reports for a process ended by SIGINT. */
 export const EXIT_SECOND_SIGINT = 130
 
@@ -74,6 +78,9 @@ export class Graceful implements GracefulController {
   private failed = false
   /** Our own fastify.close() call, which must not join the shutdown it is part of. */
   private closingOwn = false
+  /** performance.now() when the shutdown started; what it was started for. */
+  private startedAt = 0
+  private reason = ''
   private readonly started = signalController()
   private readonly closed = signalController()
   private removeSignalListeners: (() => void) | null = null
@@ -228,12 +235,15 @@ export class Graceful implements GracefulController {
     // Everything up to the abort is synchronous and `running` is set before shutdownSignal's listeners run,
     // so that a listener calling shutdown() (or fastify.close()) joins this one.
     const wasServing = this.current === STATES.READY
+    this.startedAt = performance.now()
+    this.reason = reason
     let start!: () => void
     const begun = new Promise<void>(resolve => { start = resolve })
     this.running = begun.then(() => this.run(reason, wasServing))
     this.log.info({ reason, state: this.current, drainDelayMs: this.config.drainDelay, timeoutMs: this.config.timeout, pending: this.tracker.size },
       'graceful shutdown started')
     this.takeOverSignals()
+    this.publish({ phase: 'start', drainDelayMs: this.config.drainDelay, timeoutMs: this.config.timeout })
     this.current = STATES.DRAINING
     this.closeConnections = true
     this.markInFlightConnectionClose()
@@ -274,9 +284,9 @@ export class Graceful implements GracefulController {
 
   private async run (reason: string, wasServing: boolean): Promise<ShutdownResult> {
     const { config, log, fastify } = this
-    const started = performance.now()
     if (wasServing && config.drainDelay > 0) {
       log.info({ phase: 'drain', drainDelayMs: config.drainDelay }, 'draining: readiness answers 503, requests still served')
+      this.publish({ phase: 'drain', drainDelayMs: config.drainDelay })
       await this.drain()
     }
 
@@ -299,8 +309,9 @@ export class Graceful implements GracefulController {
     }
     if (this.failed) exitCode = 1
     this.current = STATES.CLOSED
-    const elapsedMs = Math.round(performance.now() - started)
+    const elapsedMs = Math.round(performance.now() - this.startedAt)
     log[exitCode === 0 ? 'info' : 'error']({ phase: 'exit', exitCode, elapsedMs, reason }, 'shutdown complete')
+    this.publish({ phase: 'exit', exitCode })
     // exit: false keeps the signal listeners (a later signal exits with this code); the rest goes.
     if (!config.exit) this.uninstallErrorHandling()
     this.result = { exitCode, reason, pending, elapsedMs }
@@ -314,6 +325,7 @@ export class Graceful implements GracefulController {
     this.closed.abort(reason)
     const notified = this.connections.close(this.config.sseRetry)
     this.log.info({ phase: 'close', pending: this.tracker.size, notified }, 'listener closed: waiting for requests and tasks')
+    this.publish({ phase: 'close', notified })
     return notified
   }
 
@@ -343,6 +355,7 @@ export class Graceful implements GracefulController {
         tracker.whenIdle().then(() => resolve(true), /* c8 ignore next */ () => resolve(false))
       })
       tracker.refuse(finished ? 'the shutdown has finished waiting for tasks' : 'the shutdown deadline has passed')
+      this.publish({ phase: 'wait', finished, tasks: finished ? [] : tracker.pending() })
       if (finished) {
         log.info({ phase: 'wait', elapsedMs: Math.round(performance.now() - started) }, 'all requests and tasks finished')
       } else {
@@ -355,6 +368,19 @@ export class Graceful implements GracefulController {
       clearInterval(progress)
       clearTimeout(deadline)
     }
+  }
+
+  /** To diagnostics_channel subscribers, during a shutdown (not a bare fastify.close()). */
+  private publish (message: DistributiveOmit<ShutdownMessage, keyof CommonFields>): void {
+    if (this.running === null) return
+    publish({
+      fastify: this.fastify,
+      reason: this.reason,
+      state: this.current,
+      pending: this.tracker.size,
+      elapsedMs: Math.round(performance.now() - this.startedAt),
+      ...message
+    } as ShutdownMessage)
   }
 
   private markInFlightConnectionClose (): void {
