@@ -172,20 +172,25 @@ function rolloutSection (r: RolloutResult, out: string[], goals: string[][], cha
   out.push('## 3. Failures during a rolling restart', '')
   out.push(`The e2e driver (\`test/e2e/driver.ts\`) with local-process replicas: ${r.replicas} replicas, maxSurge ${r.maxSurge}, ` +
     `maxUnavailable ${r.maxUnavailable}, the manifest's probes and preStop (\`kill -HUP 1\`, then SIGTERM), grace period ${r.graceS} s, ` +
-    'endpoint changes reaching the proxy after 1 s, drain 2.5 s and timeout 5 s where the library has such settings. Load through the ' +
-    'L7 (ingress-like) and L4 (Service-like) front doors: 4 loops of fast requests, 3 loops of 1–2 s requests, a 1.5–2.5 s background ' +
-    `job every 300 ms. A job is lost when it was accepted (202) but never logged \`job completed\`. ${runs} runs per variant, interleaved.`, '')
-  out.push('| server | failed requests | of requests | failures by kind (all runs) | GETs sent again (all runs) | lost jobs | of accepted | old replicas exited | SIGKILL |')
-  out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    'endpoint changes reaching the front doors after 1 s, drain 2.5 s and timeout 5 s where the library has such settings. Load through ' +
+    'three real front doors (the e2e suite\'s): nginx as ingress-nginx configures it (Lua balancer, upstream keepalive, retries of ' +
+    'idempotent requests), HAProxy through its runtime API, and kube-proxy\'s iptables rules for the Service (conntrack pins ' +
+    'connections); per door 2 loops of fast requests, one of 1–2 s requests, a 1.5–2.5 s background job every 600 ms, 2 WebSocket and ' +
+    `2 SSE clients. A job is lost when it was accepted (202) but never logged \`job completed\`. ${runs} runs per variant, interleaved.`, '')
+  out.push('| server | failed requests | of requests | failures by door (all runs) | failures by kind (all runs) | GETs sent again (all runs) | lost jobs | of accepted | WebSockets not closed with 1001 / SSE streams cut (all runs) | old replicas exited | SIGKILL |')
+  out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for (const v of r.variants) {
     const sum = (f: (x: RunFigures) => number): number => v.runs.reduce((a, x) => a + f(x), 0)
     const kinds: Record<string, number> = {}
     for (const x of v.runs) for (const [kind, n] of Object.entries(x.failedByKind)) kinds[kind] = (kinds[kind] ?? 0) + n
+    const doors: Record<string, number> = {}
+    for (const x of v.runs) for (const [door, n] of Object.entries(x.failedByDoor ?? {})) doors[door] = (doors[door] ?? 0) + n
     const codes = [...new Set(v.runs.flatMap(x => x.exitCodes))].join(', ')
     const errors = v.runs.filter(x => x.error !== undefined).length
     out.push(`| ${v.variant.name} | ${fmt(v.failed, 0)} | ${Math.round(sum(x => x.requests) / v.runs.length)} a run | ` +
+      `${Object.entries(doors).map(([door, n]) => `${door} ${n}`).join(', ') || 'none'} | ` +
       `${Object.entries(kinds).map(([kind, n]) => `${kind} ${n}`).join(', ') || 'none'} | ${sum(x => x.retried ?? 0)} | ${fmt(v.jobsLost, 0)} | ` +
-      `${Math.round(sum(x => x.jobsAccepted) / v.runs.length)} a run | ${codes} | ${sum(x => x.killed)}${errors > 0 ? ` (${errors} runs did not complete)` : ''} |`)
+      `${Math.round(sum(x => x.jobsAccepted) / v.runs.length)} a run | ${sum(x => x.wsBad ?? 0)} / ${sum(x => x.sseErrored ?? 0)} | ${codes} | ${sum(x => x.killed)}${errors > 0 ? ` (${errors} runs did not complete)` : ''} |`)
   }
   out.push('', 'Medians over the runs, (min–max). "GETs sent again": the load, like Go\'s HTTP client, browsers and nginx, sends a GET ' +
     'once more when its kept-alive connection fails within 25 ms with no response (the server closed it as the request went out); ' +
@@ -194,7 +199,7 @@ function rolloutSection (r: RolloutResult, out: string[], goals: string[][], cha
     out.push(`![Rollout timeline: responses per second, ok and failed, and each replica's state, for each server](${chartFile})`, '')
     out.push('One run of each (the run with the median number of failures). Green area: ok responses per second; red: failed ' +
       'responses per second, by the time they ended. Lanes: each replica, from created to exit; orange is the time a deleted replica ' +
-      'still receives new requests because the proxy has not yet learnt that it left the endpoints; red is the same after the process ' +
+      'still receives new requests because the front doors have not yet learnt that it left the endpoints; red is the same after the process ' +
       'has already exited.', '')
   }
   const plugin = r.variants.find(v => v.variant.short === 'plugin')
