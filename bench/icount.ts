@@ -3,13 +3,16 @@
 // CPU time on this shared machine resolves only about ±10% (item 1); an instruction count is repeatable
 // to about ±1% when Node runs with `--single-threaded` (no concurrent JIT or GC threads, so the JIT
 // compiles at the same points every run). Each server runs alone under `valgrind --tool=callgrind`. A
-// client in this process (not under valgrind) sends exactly `warmup` requests over `connections` keep-alive
-// connections, then `callgrind_control --dump` writes the count so far (start-up + warm-up) and zeroes it;
-// then `segments` runs of `segment` requests, each followed by a dump. Instructions per request =
-// (count after N2 responses − count after N1) / (N2 − N1), with N1 = warmup, N2 = warmup + segments ×
-// segment: the sum of the segment dumps divided by their requests, so start-up and warm-up cancel. Every
-// server is started `repeats` times (interleaved with the others); the spread of those processes' figures is
-// the method's resolution, stated beside each figure.
+// client in this process (not under valgrind, `lib/keepalive.ts`) sends exactly `warmup` requests over
+// `connections` keep-alive connections, in lock-step (the server stopped while one request is written on
+// every connection, so each wake-up of its event loop finds all of them ready, however busy the machine).
+// Then, `pairs` times: N1 requests and a dump (`callgrind_control --dump`, which also zeroes the count),
+// N2 requests and a dump. Instructions per request = (count of the N2 stretch − count of the N1 stretch)
+// ÷ (N2 − N1): start-up and whatever a stretch costs once (the dump, the pause around it) cancel. (A full GC
+// forced before each dump, to start every stretch from the same heap, made the following requests cost
+// 7× more: it throws away what the JIT had learnt. So none is forced.) Every server is started `repeats`
+// times (interleaved with the others); the spread of those processes' figures is the method's resolution,
+// stated beside each figure.
 import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
@@ -38,6 +41,7 @@ export interface IcountServer {
   variant: string
   /** What its ratio is taken against. */
   baseline: string
+  env?: Record<string, string>
 }
 
 /** Every server the item knows; `only` in the options picks some. */
@@ -46,7 +50,7 @@ export const ICOUNT_SERVERS: IcountServer[] = [
     'hook-only', 'hook+close', 'hook+once', 'hook+close+raw', 'hook+date', 'hook+perfnow', 'hook+coarse', 'hook+1write',
     'hook+3writes+date', 'hook+3writes+date-undeclared', 'decorations', 'decorate-request', 'routes', 'probes-hook', 'probes-raw',
     'linked', 'cand-now', 'cand-linked-hookprobes', 'cand-linked-coarse', 'cand-slots', 'cand-slots-date', 'cand-set'
-  ].map(v => ({ name: v, entry: 'hello' as const, variant: v, baseline: 'bare' })),
+  ].map(v => ({ name: v, entry: 'hello' as const, variant: v, baseline: 'bare', ...(v === 'under-pressure' ? { env: { UNDER_PRESSURE_LIMITS: 'unreachable' } } : {}) })),
   { name: 'realistic-bare', entry: 'realistic', variant: 'bare', baseline: 'realistic-bare' },
   { name: 'realistic-graceful', entry: 'realistic', variant: 'graceful', baseline: 'realistic-bare' }
 ]
@@ -56,11 +60,12 @@ export interface IcountOptions {
   servers: string[]
   /** Processes per server. */
   repeats: number
-  /** Requests before N1. */
+  /** Requests before the first counted stretch (V8 tiers the hot path up meanwhile). */
   warmup: number
-  /** Requests per measured segment, and how many segments: N2 − N1 = segment × segments. */
-  segment: number
-  segments: number
+  /** The two stretches' lengths (multiples of `connections`), and how many such pairs a process counts. */
+  n1: number
+  n2: number
+  pairs: number
   connections: number
   /** Node's own flags. */
   nodeFlags: string[]
@@ -71,7 +76,7 @@ export interface IcountFigures {
   baseline: string
   /** Instructions per request, one value per process. */
   perRequest: Spread
-  /** Per process, per segment: instructions per request. */
+  /** Per process, per pair: instructions per request. */
   processes: number[][]
   /** Instructions of start-up plus warm-up, per process. */
   startup: Spread
@@ -113,17 +118,23 @@ async function oneProcess (s: IcountServer, o: IcountOptions, dir: string, tag: 
   const prefix = join(dir, `cg.${tag}`)
   const vgdb = join(dir, 'vgdb')
   const wrapper = ['valgrind', '--tool=callgrind', `--callgrind-out-file=${prefix}.%p`, '--dump-instr=no', '--dump-line=no', '--vgdb=yes', `--vgdb-prefix=${vgdb}`]
-  const server: Child = await startNode(join(BENCH_DIST, 'servers', `${s.entry}.js`), { VARIANT: s.variant }, o.nodeFlags, undefined, wrapper, 180_000)
+  const server: Child = await startNode(join(BENCH_DIST, 'servers', `${s.entry}.js`), { ...s.env, VARIANT: s.variant },
+    o.nodeFlags, undefined, wrapper, 180_000)
   let client: KeepAliveClient | undefined
+  let k = 1
+  // The count since the last dump.
+  const settle = async (): Promise<number> => await dump(server.pid, `${prefix}.${server.pid}.${k++}`, vgdb)
   try {
-    client = await KeepAliveClient.open(server.port, o.connections, s.entry === 'realistic' ? ORDER : HELLO)
+    client = await KeepAliveClient.open(server.port, o.connections, s.entry === 'realistic' ? ORDER : HELLO, server.pid)
     let failed = (await client.run(o.warmup)).failed
-    let k = 1
-    const startup = await dump(server.pid, `${prefix}.${server.pid}.${k++}`, vgdb)
+    const startup = await settle()
     const segments: number[] = []
-    for (let i = 0; i < o.segments; i++) {
-      failed += (await client.run(o.segment)).failed
-      segments.push(await dump(server.pid, `${prefix}.${server.pid}.${k++}`, vgdb) / o.segment)
+    for (let i = 0; i < o.pairs; i++) {
+      failed += (await client.run(o.n1)).failed
+      const a = await settle()
+      failed += (await client.run(o.n2)).failed
+      const b = await settle()
+      segments.push((b - a) / (o.n2 - o.n1))
     }
     return { startup, segments, failed }
   } finally {
@@ -158,9 +169,9 @@ export async function measureIcount (opts: IcountOptions): Promise<IcountResult>
   const priority = os.getPriority()
   try { os.setPriority(Math.min(priority, -10)) } catch {}
   const runs = new Map<string, Array<{ startup: number, segments: number[], failed: number }>>(names.map(n => [n, []]))
-  const n2 = opts.warmup + opts.segment * opts.segments
+  for (const n of [opts.warmup, opts.n1, opts.n2]) if (n % opts.connections !== 0) throw new Error(`icount: ${n} requests is not a multiple of ${opts.connections} connections`)
   progress('icount', `${servers.length} servers × ${opts.repeats} processes under callgrind, one at a time; each: ${opts.warmup} requests of ` +
-    `warm-up, then ${opts.segments} × ${opts.segment} counted (N1 = ${opts.warmup}, N2 = ${n2}), ${opts.connections} keep-alive connections`)
+    `warm-up, then ${opts.pairs} × (N1 = ${opts.n1}, N2 = ${opts.n2}) counted, ${opts.connections} keep-alive connections in lock-step`)
   try {
     for (let r = 0; r < opts.repeats; r++) {
       // Each round in a rotated order, so a drift of the machine does not always hit the same servers.
@@ -170,7 +181,7 @@ export async function measureIcount (opts: IcountOptions): Promise<IcountResult>
         const p = await oneProcess(s, opts, dir, `${s.name.replace(/[^a-z0-9-]/gi, '_')}.${r}`)
         runs.get(s.name)?.push(p)
         const per = p.segments.reduce((a, b) => a + b, 0) / p.segments.length
-        progress('icount', `${s.name} ${r + 1}/${opts.repeats}: ${Math.round(per)} instructions/request (segments ${p.segments.map(Math.round).join(', ')}; ` +
+        progress('icount', `${s.name} ${r + 1}/${opts.repeats}: ${Math.round(per)} instructions/request (pairs ${p.segments.map(Math.round).join(', ')}; ` +
           `start-up + warm-up ${(p.startup / 1e6).toFixed(0)} M) in ${((performance.now() - t) / 1000).toFixed(0)} s${p.failed > 0 ? `, ${p.failed} non-2xx` : ''}`)
       }
     }
@@ -190,13 +201,32 @@ export async function measureIcount (opts: IcountOptions): Promise<IcountResult>
       failed: ps.reduce((a, p) => a + p.failed, 0)
     }
   })
-  for (const f of figures) {
-    const b = figures.find(x => x.name === f.baseline)
+  return withRatios({ options: opts, valgrind, servers: figures, resolution: 0 })
+}
+
+/** Ratios against each server's baseline, and the resolution, from the per-request figures. */
+function withRatios (r: IcountResult): IcountResult {
+  for (const f of r.servers) {
+    const b = r.servers.find(x => x.name === f.baseline)
     if (b === undefined || f.name === f.baseline) continue
     f.ratio = { median: f.perRequest.median / b.perRequest.median, min: f.perRequest.min / b.perRequest.max, max: f.perRequest.max / b.perRequest.min, n: f.perRequest.n }
   }
-  const resolution = Math.max(0, ...figures.filter(f => f.perRequest.n > 1).map(f => (f.perRequest.max - f.perRequest.min) / 2 / f.perRequest.median))
-  return { options: opts, valgrind, servers: figures, resolution }
+  r.resolution = Math.max(0, ...r.servers.filter(f => f.perRequest.n > 1).map(f => (f.perRequest.max - f.perRequest.min) / 2 / f.perRequest.median))
+  return r
+}
+
+/**
+ * An earlier run's servers that this run did not measure again, kept (same method only): `--servers=x`
+ * into bench/ measures x (and its baseline) again and leaves the rest of the table as it was.
+ */
+export function mergeIcount (earlier: IcountResult | undefined, now: IcountResult): IcountResult {
+  const same = (a: IcountOptions, b: IcountOptions): boolean => a.warmup === b.warmup && a.n1 === b.n1 && a.n2 === b.n2 &&
+    a.connections === b.connections && a.nodeFlags.join(' ') === b.nodeFlags.join(' ')
+  if (earlier === undefined || !same(earlier.options, now.options)) return now
+  const measured = new Set(now.servers.map(f => f.name))
+  const servers = [...earlier.servers.map(f => measured.has(f.name) ? now.servers.find(x => x.name === f.name) as IcountFigures : f),
+    ...now.servers.filter(f => !earlier.servers.some(x => x.name === f.name))]
+  return withRatios({ ...now, options: { ...now.options, servers: servers.map(f => f.name) }, servers })
 }
 
 /** One line per server for the terminal: the quick check's output. */

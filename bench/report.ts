@@ -245,21 +245,22 @@ const ICOUNT_MAIN = ['bare', 'graceful', 'cwg', 'terminus', 'under-pressure', 'l
 
 function icountSection (r: IcountResult, out: string[], goals: string[][], notes: string[]): void {
   const o = r.options
-  const n2 = o.warmup + o.segment * o.segments
   out.push('## 5. Instructions per request (callgrind)', '')
   out.push(`Each server alone under \`valgrind --tool=callgrind\` (${r.valgrind}) on \`node ${o.nodeFlags.join(' ')}\` (no concurrent JIT or GC ` +
     'threads, so the JIT compiles at the same points every run), one at a time. A client in the bench\'s own process (`bench/lib/keepalive.ts`, ' +
-    `not under valgrind) sends exactly ${o.warmup} requests over ${o.connections} keep-alive connections, one outstanding on each; ` +
-    '`callgrind_control --dump` then records the count (start-up and warm-up: V8 tiers the hot path up over the first ~8000 requests ' +
-    `under callgrind); then ${o.segments} × ${o.segment} more requests, a dump after each. Instructions per request = (count after ` +
-    `N2 = ${n2} responses − count after N1 = ${o.warmup}) ÷ (N2 − N1): start-up cancels. \`GET /\` → \`{"hello":"world"}\`, logger off, ` +
-    `except the realistic route. ${o.repeats} processes per server, interleaved; the figure is their median, (min–max) across processes.`, '')
+    `not under valgrind) sends exactly ${o.warmup} requests of warm-up over ${o.connections} keep-alive connections, in lock-step: the server is ` +
+    'stopped (SIGSTOP) while one request is written on every connection, then let go, so each wake-up of its event loop finds all of them ready ' +
+    '(otherwise how requests bunch up depends on how busy the machine is, and moves the count by several percent). Then ' +
+    `${o.pairs} × (N1 = ${o.n1} requests, \`callgrind_control --dump\` (which zeroes the count); N2 = ${o.n2} requests, a dump). ` +
+    'Instructions per request = (count of the N2 stretch − count of the N1 stretch) ÷ (N2 − N1): start-up and what a stretch costs once ' +
+    'cancel. `GET /` → `{"hello":"world"}`, logger off, except the realistic route. ' +
+    `${o.repeats} processes per server, interleaved; the figure is their median, (min–max) across processes.`, '')
   out.push(`**Resolution.** The widest spread across one server's processes is ±${(r.resolution * 100).toFixed(1)}% of its median; ` +
     'a ratio\'s range pairs one server\'s extremes with the baseline\'s opposite ones. Time-driven work (a timer firing every ' +
     'so many ms) is counted ~50× too heavily per request, because a request takes ~50× longer under callgrind: that concerns ' +
     'under-pressure\'s sampling and the coarse clock\'s 100 ms timer.', '')
   const row = (f: IcountResult['servers'][number]): string => `| ${ICOUNT_LABEL[f.name] ?? f.name} | ${fmt(f.perRequest, 0)} | ` +
-    `${f.ratio === undefined ? '—' : `${f.ratio.median.toFixed(3)}× (${f.ratio.min.toFixed(3)}–${f.ratio.max.toFixed(3)})`} | ${k(f.startup.median)} |`
+    `${f.ratio === undefined ? '—' : `${f.ratio.median.toFixed(3)}× (${f.ratio.min.toFixed(3)}–${f.ratio.max.toFixed(3)})`} | ${k(f.startup.median)}${f.failed > 0 ? ` (**${f.failed} answers not 2xx**: not the route's cost)` : ''} |`
   const head = ['| server | instructions / request | vs its baseline | start-up + warm-up, instructions |', '| --- | --- | --- | --- |']
   const main = r.servers.filter(f => ICOUNT_MAIN.includes(f.name))
   const parts = r.servers.filter(f => !ICOUNT_MAIN.includes(f.name) && !f.name.startsWith('cand-'))

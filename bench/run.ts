@@ -14,7 +14,7 @@ import { rolloutSvg } from './chart.js'
 import { progress } from './lib/log.js'
 import { machine } from './lib/machine.js'
 import { BENCH_DIST, BENCH_SRC, ROOT } from './lib/paths.js'
-import { icountSummary, ICOUNT_SERVERS, measureIcount } from './icount.js'
+import { icountSummary, ICOUNT_SERVERS, measureIcount, mergeIcount } from './icount.js'
 import { measureOverhead } from './overhead.js'
 import { renderResults, type Results } from './report.js'
 import { measureRollout } from './rollout.js'
@@ -58,7 +58,7 @@ const P = quick
       shutdown: { runs: 2 },
       rollout: { runs: 1 },
       tasks: { runs: 3, pairs: 200_000, pending: 100_000, hotpathRuns: 2, hotpathSeconds: 1 },
-      icount: { servers: ['bare', 'graceful'], repeats: 1, warmup: 4000, segment: 250, segments: 2 }
+      icount: { servers: ['bare', 'graceful'], repeats: 1, warmup: 4000, n1: 80, n2: 400, pairs: 1 }
     }
   : {
       overhead: { rounds: 6, warmupS: 2, windows: 1, windowS: 5 },
@@ -66,7 +66,7 @@ const P = quick
       rollout: { runs: 5 },
       tasks: { runs: 5, pairs: 1_000_000, pending: 100_000, hotpathRuns: 5, hotpathSeconds: 1.5 },
       // V8 tiers the hot path up over the first ~7000 requests under callgrind: count only after that.
-      icount: { servers: ICOUNT_SERVERS.map(s => s.name), repeats: 2, warmup: 8000, segment: 1000, segments: 2 }
+      icount: { servers: ICOUNT_SERVERS.map(s => s.name), repeats: 2, warmup: 8000, n1: 200, n2: 1200, pairs: 2 }
     }
 
 const started = performance.now()
@@ -122,6 +122,7 @@ mkdirSync(outDir, { recursive: true })
 const earlier = join(outDir, 'results.json')
 if (!quick && only.length < ITEMS.length && existsSync(earlier)) {
   const prev = JSON.parse(readFileSync(earlier, 'utf8')) as Results
+  if (results.icount !== undefined && values.servers !== undefined) results.icount = mergeIcount(prev.icount, results.icount)
   const kept = ITEMS.filter(i => !only.includes(i) && prev[i] !== undefined)
   for (const i of kept) (results as unknown as Record<string, unknown>)[i] = prev[i]
   if (kept.length > 0) results.kept = { items: kept, date: prev.kept?.date ?? prev.machine.date, command: prev.kept?.command ?? prev.command }

@@ -3,6 +3,13 @@
 // (no date, no random header), so the server under callgrind sees identical work from run to run; and
 // nothing of autocannon's timers or histograms in the way. It runs in the bench's own process, never
 // under valgrind.
+//
+// Lock-step (`stopPid`): how many connections are ready each time the server's event loop wakes changes
+// its count per request by several percent (one wake-up for 8 requests or for 1), and that depends on
+// how promptly this process answers, i.e. on the machine's load. In lock-step the client stops the server
+// (SIGSTOP), writes one request on every connection, and lets it go on (SIGCONT): every wake-up finds all
+// of them ready, whatever else the machine is doing.
+import { readFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 
 export interface HttpRequest {
@@ -31,6 +38,16 @@ interface Conn {
   buf: Buffer
 }
 
+/** Until the kernel says the process is stopped (state T in /proc/<pid>/stat): a stop takes effect asynchronously. */
+function waitStopped (pid: number): void {
+  for (let i = 0; i < 100_000; i++) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+    if (state === 'T' || state === 't') return
+  }
+  throw new Error(`icount client: process ${pid} did not stop on SIGSTOP`)
+}
+
 export class KeepAliveClient {
   private readonly conns: Conn[] = []
   private toSend = 0
@@ -39,11 +56,11 @@ export class KeepAliveClient {
   private finish: ((r: RunResult) => void) | null = null
   private fail: ((err: Error) => void) | null = null
 
-  private constructor (private readonly wire: Buffer, private readonly what: string) {}
+  private constructor (private readonly wire: Buffer, private readonly what: string, private readonly stopPid: number | undefined) {}
 
   /** Opens `connections` keep-alive connections to 127.0.0.1:`port`, each to send `request` over and over. */
-  static async open (port: number, connections: number, request: HttpRequest): Promise<KeepAliveClient> {
-    const client = new KeepAliveClient(encode(port, request), `${request.method} ${request.path} on port ${port}`)
+  static async open (port: number, connections: number, request: HttpRequest, stopPid?: number): Promise<KeepAliveClient> {
+    const client = new KeepAliveClient(encode(port, request), `${request.method} ${request.path} on port ${port}`, stopPid)
     await Promise.all(Array.from({ length: connections }, async () => { await client.add(port) }))
     return client
   }
@@ -65,12 +82,30 @@ export class KeepAliveClient {
 
   /** Sends exactly `n` requests, at most one outstanding per connection; resolves when all are answered. */
   async run (n: number): Promise<RunResult> {
+    if (this.stopPid === undefined) return await this.stretch(n, () => { for (const c of this.conns) this.send(c) })
+    const pid = this.stopPid
+    const total: RunResult = { ok: 0, failed: 0 }
+    for (let left = n; left > 0; left -= this.conns.length) {
+      const round = Math.min(left, this.conns.length)
+      const r = await this.stretch(round, () => {
+        process.kill(pid, 'SIGSTOP')
+        waitStopped(pid)
+        for (let i = 0; i < round; i++) this.send(this.conns[i] as Conn)
+        process.kill(pid, 'SIGCONT')
+      })
+      total.ok += r.ok
+      total.failed += r.failed
+    }
+    return total
+  }
+
+  private async stretch (n: number, start: () => void): Promise<RunResult> {
     if (this.finish !== null) throw new Error('icount client: run() while a run is going')
     this.result = { ok: 0, failed: 0 }
     this.toSend = n
     this.toReceive = n
     const done = new Promise<RunResult>((resolve, reject) => { this.finish = resolve; this.fail = reject })
-    for (const c of this.conns) this.send(c)
+    start()
     if (n === 0) this.settle()
     return await done
   }
@@ -107,7 +142,7 @@ export class KeepAliveClient {
         this.settle()
         return
       }
-      this.send(c)
+      if (this.stopPid === undefined) this.send(c)
     }
   }
 
