@@ -258,10 +258,12 @@ function icountSection (r: IcountResult, out: string[], goals: string[][], notes
   out.push(`**Resolution.** The widest spread across one server's processes is ±${(r.resolution * 100).toFixed(1)}% of its median; ` +
     'a ratio\'s range pairs one server\'s extremes with the baseline\'s opposite ones. Time-driven work (a timer firing every ' +
     'so many ms) is counted ~50× too heavily per request, because a request takes ~50× longer under callgrind: that concerns ' +
-    'under-pressure\'s sampling and the coarse clock\'s 100 ms timer.', '')
+    'under-pressure\'s sampling and the coarse clock\'s 100 ms timer. Where a process counted more than one pair, a first pair higher ' +
+    'than the second in every process is the JIT still compiling: the warm-up was too short for that server.', '')
   const row = (f: IcountResult['servers'][number]): string => `| ${ICOUNT_LABEL[f.name] ?? f.name} | ${fmt(f.perRequest, 0)} | ` +
-    `${f.ratio === undefined ? '—' : `${f.ratio.median.toFixed(3)}× (${f.ratio.min.toFixed(3)}–${f.ratio.max.toFixed(3)})`} | ${k(f.startup.median)}${f.failed > 0 ? ` (**${f.failed} answers not 2xx**: not the route's cost)` : ''} |`
-  const head = ['| server | instructions / request | vs its baseline | start-up + warm-up, instructions |', '| --- | --- | --- | --- |']
+    `${f.ratio === undefined ? '—' : `${f.ratio.median.toFixed(3)}× (${f.ratio.min.toFixed(3)}–${f.ratio.max.toFixed(3)})`} | ` +
+    `${f.processes.map(p => p.map(Math.round).join(', ')).join(' \\| ')} | ${k(f.startup.median)}${f.failed > 0 ? ` (**${f.failed} answers not 2xx**: not the route's cost)` : ''} |`
+  const head = ['| server | instructions / request | vs its baseline | each process (each N1/N2 pair) | start-up + warm-up, instructions |', '| --- | --- | --- | --- | --- |']
   const main = r.servers.filter(f => ICOUNT_MAIN.includes(f.name))
   const parts = r.servers.filter(f => !ICOUNT_MAIN.includes(f.name) && !f.name.startsWith('cand-'))
   const cands = r.servers.filter(f => f.name.startsWith('cand-'))
