@@ -77,8 +77,13 @@ export function createProbes (config: GracefulConfig, host: ProbeHost): (req: In
   const { readinessPath, livenessPath } = config
   const readyQuery = `${readinessPath}?`
   const liveQuery = `${livenessPath}?`
+  // Every request pays for this test: one character compared, the strings only for URLs that start like a probe.
+  const readyChar = readinessPath.charCodeAt(1)
+  const liveChar = livenessPath.charCodeAt(1)
   return function answerProbe (req, res) {
     const url = req.url as string
+    const c = url.charCodeAt(1)
+    if (c !== readyChar && c !== liveChar) return false
     let ready: boolean
     if (url === readinessPath || url.startsWith(readyQuery)) ready = true
     else if (url === livenessPath || url.startsWith(liveQuery)) ready = false

@@ -144,6 +144,7 @@ export class Graceful implements GracefulController {
   install (): void {
     const { config, log } = this
     this.connections.attach()
+    this.tracker.startClock()
     if (config.exit) this.exitWiring = wireExit(config, log, reason => this.running ?? this.shutdown(reason))
     if (!config.handleSignals) return
     if (signalOwners.size > 0) {
@@ -163,6 +164,7 @@ export class Graceful implements GracefulController {
     this.uninstallErrorHandling()
     signalOwners.delete(this)
     this.connections.detach()
+    this.tracker.stopClock()
   }
 
   private uninstallErrorHandling (): void {
