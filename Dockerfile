@@ -24,8 +24,9 @@ RUN --mount=type=secret,id=npm_ca,required=false \
 COPY tsconfig.json tsconfig.build.json ./
 COPY plugin ./plugin
 COPY service ./service
-# tsc to dist/: the runtime image needs no TypeScript and no loader.
-RUN npm run build
+# tsc to dist/ (the ESM build of plugin/ and service/): the runtime image needs no TypeScript and no
+# loader, and not the package's CommonJS build either.
+RUN npm run build:esm
 
 # ---- prod-deps: production dependencies only, from the lockfile --------------------
 FROM ${NODE_IMAGE} AS prod-deps
