@@ -1,10 +1,11 @@
-// The published package: what `npm pack` puts in it, and a fresh project that installs the tarball and
-// uses it from ESM JavaScript, CommonJS JavaScript, TypeScript `nodenext` (ESM) and TypeScript `node16`
-// (CommonJS), each compiled and run: register, listen, readiness over a real socket, a shutdown that a
-// diagnostics_channel subscriber follows. Then both copies (ESM and CommonJS) loaded in one process.
-// Installs come from the npm registry (or npm's cache).
+// The published packages. The plugin: what `npm pack` puts in it, its dependency tree once installed, and
+// a fresh project that uses it from ESM JavaScript, CommonJS JavaScript, TypeScript `nodenext` (ESM) and
+// TypeScript `node16` (CommonJS), each compiled and run: register, listen, readiness over a real socket, a
+// shutdown that a diagnostics_channel subscriber follows; then both copies (ESM and CommonJS) in one
+// process. The doctor: its own tarball, installed into another fresh project and run with npx against a
+// Dockerfile and manifests. Installs come from the npm registry (or npm's cache).
 import { execFile } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -17,8 +18,8 @@ const node = (file: string, cwd: string) => run(process.execPath, [file], { cwd,
 const tsc = (project: string, dir: string) => run(process.execPath, [join(project, 'node_modules/typescript/bin/tsc'), '-p', dir], { cwd: dir })
 
 interface Packed { filename: string, size: number, files: Array<{ path: string }> }
-async function pack (t: Test, cwd: string, dir: string): Promise<Packed> {
-  const { stdout } = await npm(['pack', '--json', '--pack-destination', dir], cwd)
+async function pack (t: Test, dir: string, workspace?: string): Promise<Packed> {
+  const { stdout } = await npm(['pack', '--json', '--pack-destination', dir, ...(workspace === undefined ? [] : ['--workspace', workspace])], root)
   const [info] = JSON.parse(stdout.slice(stdout.indexOf('['))) as Packed[]
   t.ok(info, 'npm pack made a tarball')
   return info as Packed
@@ -73,26 +74,36 @@ const phaseOf = (message: unknown): string => (message as ShutdownMessage).phase
 t.test('npm pack: the files listed, and a fresh project uses it from ESM, CommonJS and TypeScript (nodenext and node16)', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'graceful-pack-'))
   t.teardown(() => run('rm', ['-rf', dir]))
-  const info = await pack(t, root, dir)
+  const info = await pack(t, dir)
 
   // Exactly these files: each plugin module built twice (ESM in dist/plugin, CommonJS in dist/cjs) with its
-  // types, the CommonJS scope marker, the doctor's JS, and the documents. No sources, tests, maps or fixtures.
+  // types, the CommonJS scope marker, and the documents. No doctor, sources, tests, maps or fixtures.
   const modules = readdirSync(join(root, 'plugin')).filter(f => f.endsWith('.ts')).map(f => f.slice(0, -3))
-  const doctor = readdirSync(join(root, 'doctor')).filter(f => f.endsWith('.ts')).map(f => f.slice(0, -3))
   const files = info.files.map(f => f.path).sort()
   t.same(files, [
     'CHANGELOG.md', 'LICENSE', 'README.md',
     'dist/cjs/package.json',
     ...['cjs', 'plugin'].flatMap(d => modules.flatMap(m => [`dist/${d}/${m}.d.ts`, `dist/${d}/${m}.js`])),
-    ...doctor.flatMap(m => [`dist/doctor/${m}.d.ts`, `dist/doctor/${m}.js`]),
     'package.json'
   ].sort(), 'the files list, exactly')
-  t.ok(info.size < 250_000, `small (${info.size} bytes packed)`)
+  t.ok(info.size < 100_000, `small (${info.size} bytes packed)`)
 
   const project = join(dir, 'app')
   mkdirSync(project)
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
   await npm(['install', join(dir, info.filename), 'fastify@5', 'typescript@~6.0', '@types/node@20'], project)
+
+  await t.test('its dependency tree: fastify-plugin and close-with-grace, fastify as a peer; nothing of the doctor or the service', async t => {
+    const { stdout } = await npm(['ls', '--all', '--json'], project)
+    interface Node { version?: string, dependencies?: Record<string, Node> }
+    const plugin = (JSON.parse(stdout) as Node).dependencies?.['fastify-graceful-k8s']
+    t.same(Object.keys(plugin?.dependencies ?? {}).sort(), ['close-with-grace', 'fastify', 'fastify-plugin'])
+    t.same(Object.keys(plugin?.dependencies?.['close-with-grace']?.dependencies ?? {}), [], 'close-with-grace has none')
+    t.same(Object.keys(plugin?.dependencies?.['fastify-plugin']?.dependencies ?? {}), [], 'fastify-plugin has none')
+    const installed = readdirSync(join(project, 'node_modules'))
+    for (const name of ['yaml', 'dockerfile-ast', 'pino-pretty', 'fastify-graceful-k8s-doctor', 'fastify-graceful-k8s-service']) t.notOk(installed.includes(name), `no ${name}`)
+    t.notOk(existsSync(join(project, 'node_modules/@fastify/websocket')), 'no @fastify/websocket (the service\'s)')
+  })
 
   await t.test('ESM JavaScript: import graceful from', async t => {
     writeFileSync(join(project, 'esm.mjs'), `${esmImports}\nconst phases = []\nconst phaseOf = message => message.phase\n${scenario}`)
@@ -175,6 +186,39 @@ main().catch(err => { console.error(err); process.exit(1) })
     t.equal(out.warnings.filter(w => /already handles these signals/.test(w)).length, 1, 'the second signal owner is warned about')
   })
 
-  const bin = await run(join(project, 'node_modules/.bin/fastify-graceful-k8s'), ['--help'], { cwd: project }).catch((err: { stdout: string, code: number }) => err)
-  t.match(bin.stdout, /doctor/, 'the doctor CLI is on the bin path')
+  t.notOk(existsSync(join(project, 'node_modules/.bin/fastify-graceful-k8s')), 'the plugin installs no bin')
+})
+
+t.test('npm pack of the doctor: its own package, run with npx from a fresh project', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'graceful-pack-doctor-'))
+  t.teardown(() => run('rm', ['-rf', dir]))
+  const info = await pack(t, dir, 'fastify-graceful-k8s-doctor')
+  t.match(info.filename, /^fastify-graceful-k8s-doctor-[\d.]+\.tgz$/)
+  const modules = readdirSync(join(root, 'doctor')).filter(f => f.endsWith('.ts')).map(f => f.slice(0, -3))
+  t.same(info.files.map(f => f.path).sort(), ['LICENSE', 'README.md', ...modules.map(m => `dist/${m}.js`), 'package.json'].sort(),
+    'the doctor\'s JS (no types: it is a command), README and LICENSE')
+
+  const project = join(dir, 'tools')
+  mkdirSync(join(project, 'k8s'), { recursive: true })
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'tools', private: true }))
+  await npm(['install', join(dir, info.filename)], project)
+  const { stdout } = await npm(['ls', '--all', '--json'], project)
+  const tree = JSON.parse(stdout) as { dependencies: Record<string, { dependencies?: Record<string, unknown> }> }
+  t.same(Object.keys(tree.dependencies['fastify-graceful-k8s-doctor']?.dependencies ?? {}).sort(), ['dockerfile-ast', 'yaml'])
+  t.notOk(existsSync(join(project, 'node_modules/fastify')), 'no fastify, no plugin')
+
+  // This repository's own Dockerfile and manifests pass; the same with a shell-form CMD is an error.
+  writeFileSync(join(project, 'Dockerfile'), readFileSync(join(root, 'Dockerfile')))
+  for (const file of readdirSync(join(root, 'k8s'))) writeFileSync(join(project, 'k8s', file), readFileSync(join(root, 'k8s', file)))
+  const npx = (args: string[]) => run('npx', ['fastify-graceful-k8s-doctor', ...args], { cwd: project, env: { ...process.env, NO_COLOR: '1' } })
+    .then(r => ({ code: 0, stdout: r.stdout }), (err: { code: number, stdout: string }) => ({ code: err.code, stdout: err.stdout }))
+  const clean = await npx([])
+  t.equal(clean.code, 0, 'npx fastify-graceful-k8s-doctor: exit 0')
+  t.match(clean.stdout, /^ok: 0 errors, 0 warnings in Dockerfile, k8s\/deployment.yaml/m)
+  writeFileSync(join(project, 'Dockerfile.bad'), 'FROM node:22-slim\nCOPY . .\nCMD node server.js\n')
+  const bad = await npx(['--dockerfile', 'Dockerfile.bad', '--k8s', 'k8s', '--json'])
+  t.equal(bad.code, 1, 'errors found: exit 1')
+  t.ok((JSON.parse(bad.stdout) as { findings: Array<{ rule: string }> }).findings.some(f => f.rule === 'cmd-shell-form'), 'the shell-form CMD is reported')
+  const legacy = await run(join(project, 'node_modules/.bin/fastify-graceful-k8s'), ['doctor', '--help'], { cwd: project })
+  t.match(legacy.stdout, /^Usage: /, 'installed, `fastify-graceful-k8s doctor` runs it too')
 })
