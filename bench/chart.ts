@@ -26,9 +26,9 @@ const BIN_S = 0.25
 const STATES = [
   { key: 'starting', color: '#c9ced6', label: 'starting (not ready)' },
   { key: 'ready', color: '#2e9e5b', label: 'ready, in the endpoints' },
-  { key: 'routed', color: '#f0a030', label: 'deleted, proxy still routes to it' },
+  { key: 'routed', color: '#f0a030', label: 'deleted, front doors still route to it' },
   { key: 'stopping', color: '#f6d776', label: 'deleted, finishing its work' },
-  { key: 'gone', color: '#d9363e', label: 'exited, proxy still routes to it' }
+  { key: 'gone', color: '#d9363e', label: 'exited, front doors still route to it' }
 ] as const
 const COLOR = Object.fromEntries(STATES.map(s => [s.key, s.color])) as Record<typeof STATES[number]['key'], string>
 const OK = '#2e9e5b'
@@ -57,7 +57,7 @@ export function parseTimeline (lines: readonly string[]): { lanes: PodLane[], lo
     else if (text.startsWith('load stopped')) out.loadStop = t
     else if (/^rollout to revision \d+:/.test(text)) out.rolloutStart = t
     else if (/^rollout to revision \d+ complete/.test(text)) out.rolloutEnd = t
-    else if ((p = /^proxy now routes to \[(.*)\]$/.exec(text)) !== null) {
+    else if ((p = /^front doors now route to \[(.*?)\]/.exec(text)) !== null) {
       const routed = new Set((p[1] ?? '').split(',').map(s => s.trim()).filter(s => s !== ''))
       for (const l of lanes.values()) if (l.deleted !== undefined && l.unrouted === undefined && !routed.has(l.name)) l.unrouted = t
     } else if ((p = /^(\S+) (created|ready|deleted|SIGKILL)/.exec(text)) !== null) {

@@ -1,4 +1,5 @@
 // Writes RESULTS.md from the figures: tables, the machine, the method and its resolution, goals met or missed.
+import type { IcountResult } from './icount.js'
 import type { Machine } from './lib/machine.js'
 import { fmt, fmtPct, medianCi, pct, type Spread } from './lib/stats.js'
 import type { OverheadResult } from './overhead.js'
@@ -15,10 +16,13 @@ export interface Results {
   shutdown?: ShutdownResult
   rollout?: RolloutResult
   tasks?: TasksResult
+  icount?: IcountResult
+  /** Items not run this time, their figures kept from an earlier run. */
+  kept?: { items: string[], date: string, command: string }
   chart?: string
 }
 
-export const GOALS = { overheadRatio: 1.02, lastTaskMs: 20, idleMs: 50 }
+export const GOALS = { overheadRatio: 1.02, icountRatio: 1.02, lastTaskMs: 20, idleMs: 50 }
 
 const PEERS = ['under-pressure', 'terminus', 'lightship']
 const LABEL: Record<string, string> = {
@@ -47,7 +51,7 @@ function overheadSection (o: OverheadResult, out: string[], goals: string[][], n
   const ratios = (name: string): number[] => o.windows.filter(w => w[name] !== undefined).map(w => w[name] as number)
   const aaCi = medianCi(ratios('bare-2'))
   const resolution = Math.max(Math.abs(aaCi[0] - 1), Math.abs(aaCi[1] - 1))
-  out.push('## 1. Per-request overhead', '')
+  out.push('## 1. Per-request overhead (CPU time; secondary to the instruction counts of item 5)', '')
   out.push(`The servers run in groups (${opt.groups.map(g => g.join(', ')).join(' | ')}), each group loaded at once, one process per server, each server by its own autocannon process${opt.pin === true ? ' (servers pinned to CPU 1, load generators to CPU 0)' : ''} (${opt.connections} connections` +
     `${opt.pipelining > 1 ? `, pipelining ${opt.pipelining}` : ''}${opt.rate > 0 ? `, ${opt.rate} req/s` : ', closed loop'}) on \`GET /\` → ` +
     '`{"hello":"world"}`, logger off (the logger would add several µs a request and hide what is measured). ' +
@@ -168,20 +172,25 @@ function rolloutSection (r: RolloutResult, out: string[], goals: string[][], cha
   out.push('## 3. Failures during a rolling restart', '')
   out.push(`The e2e driver (\`test/e2e/driver.ts\`) with local-process replicas: ${r.replicas} replicas, maxSurge ${r.maxSurge}, ` +
     `maxUnavailable ${r.maxUnavailable}, the manifest's probes and preStop (\`kill -HUP 1\`, then SIGTERM), grace period ${r.graceS} s, ` +
-    'endpoint changes reaching the proxy after 1 s, drain 2.5 s and timeout 5 s where the library has such settings. Load through the ' +
-    'L7 (ingress-like) and L4 (Service-like) front doors: 4 loops of fast requests, 3 loops of 1–2 s requests, a 1.5–2.5 s background ' +
-    `job every 300 ms. A job is lost when it was accepted (202) but never logged \`job completed\`. ${runs} runs per variant, interleaved.`, '')
-  out.push('| server | failed requests | of requests | failures by kind (all runs) | GETs sent again (all runs) | lost jobs | of accepted | old replicas exited | SIGKILL |')
-  out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    'endpoint changes reaching the front doors after 1 s, drain 2.5 s and timeout 5 s where the library has such settings. Load through ' +
+    'three real front doors (the e2e suite\'s): nginx as ingress-nginx configures it (Lua balancer, upstream keepalive, retries of ' +
+    'idempotent requests), HAProxy through its runtime API, and kube-proxy\'s iptables rules for the Service (conntrack pins ' +
+    'connections); per door 2 loops of fast requests, one of 1–2 s requests, a 1.5–2.5 s background job every 600 ms, 2 WebSocket and ' +
+    `2 SSE clients. A job is lost when it was accepted (202) but never logged \`job completed\`. ${runs} runs per variant, interleaved.`, '')
+  out.push('| server | failed requests | of requests | failures by door (all runs) | failures by kind (all runs) | GETs sent again (all runs) | lost jobs | of accepted | WebSockets not closed with 1001 / SSE streams cut (all runs) | old replicas exited | SIGKILL |')
+  out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for (const v of r.variants) {
     const sum = (f: (x: RunFigures) => number): number => v.runs.reduce((a, x) => a + f(x), 0)
     const kinds: Record<string, number> = {}
     for (const x of v.runs) for (const [kind, n] of Object.entries(x.failedByKind)) kinds[kind] = (kinds[kind] ?? 0) + n
+    const doors: Record<string, number> = {}
+    for (const x of v.runs) for (const [door, n] of Object.entries(x.failedByDoor ?? {})) doors[door] = (doors[door] ?? 0) + n
     const codes = [...new Set(v.runs.flatMap(x => x.exitCodes))].join(', ')
     const errors = v.runs.filter(x => x.error !== undefined).length
     out.push(`| ${v.variant.name} | ${fmt(v.failed, 0)} | ${Math.round(sum(x => x.requests) / v.runs.length)} a run | ` +
+      `${Object.entries(doors).map(([door, n]) => `${door} ${n}`).join(', ') || 'none'} | ` +
       `${Object.entries(kinds).map(([kind, n]) => `${kind} ${n}`).join(', ') || 'none'} | ${sum(x => x.retried ?? 0)} | ${fmt(v.jobsLost, 0)} | ` +
-      `${Math.round(sum(x => x.jobsAccepted) / v.runs.length)} a run | ${codes} | ${sum(x => x.killed)}${errors > 0 ? ` (${errors} runs did not complete)` : ''} |`)
+      `${Math.round(sum(x => x.jobsAccepted) / v.runs.length)} a run | ${sum(x => x.wsBad ?? 0)} / ${sum(x => x.sseErrored ?? 0)} | ${codes} | ${sum(x => x.killed)}${errors > 0 ? ` (${errors} runs did not complete)` : ''} |`)
   }
   out.push('', 'Medians over the runs, (min–max). "GETs sent again": the load, like Go\'s HTTP client, browsers and nginx, sends a GET ' +
     'once more when its kept-alive connection fails within 25 ms with no response (the server closed it as the request went out); ' +
@@ -190,13 +199,94 @@ function rolloutSection (r: RolloutResult, out: string[], goals: string[][], cha
     out.push(`![Rollout timeline: responses per second, ok and failed, and each replica's state, for each server](${chartFile})`, '')
     out.push('One run of each (the run with the median number of failures). Green area: ok responses per second; red: failed ' +
       'responses per second, by the time they ended. Lanes: each replica, from created to exit; orange is the time a deleted replica ' +
-      'still receives new requests because the proxy has not yet learnt that it left the endpoints; red is the same after the process ' +
+      'still receives new requests because the front doors have not yet learnt that it left the endpoints; red is the same after the process ' +
       'has already exited.', '')
   }
   const plugin = r.variants.find(v => v.variant.short === 'plugin')
   if (plugin !== undefined) {
     goals.push(['3', 'no failed request and no lost job during the rollout', `${fmt(plugin.failed, 0)} failed, ${fmt(plugin.jobsLost, 0)} lost`,
       met(plugin.failed.max === 0 && plugin.jobsLost.max === 0)])
+  }
+}
+
+const ICOUNT_LABEL: Record<string, string> = {
+  bare: 'bare Fastify',
+  graceful: '**this plugin** (defaults, signals handled)',
+  cwg: 'close-with-grace (`app.close()` on a signal)',
+  terminus: '@godaddy/terminus (health check, signals)',
+  'under-pressure': '@fastify/under-pressure (all checks on)',
+  lightship: 'lightship (health on its own port)',
+  'realistic-bare': 'bare Fastify: logger on, schema-validated POST body, serialised response',
+  'realistic-graceful': '**this plugin** on the same route',
+  'hook-only': 'an empty onRequest hook',
+  'hook+close': 'hook + `res.on(\'close\')` + a counter',
+  'hook+once': 'hook + `res.once(\'close\')` + a counter',
+  'hook+close+raw': 'hook + close + counter + the reply stored on its raw response',
+  'hook+date': 'hook + `Date.now()`',
+  'hook+perfnow': 'hook + `performance.now()`',
+  'hook+coarse': 'hook + a coarse clock (a variable an unref\'d 100 ms timer updates) written on the reply',
+  'hook+1write': 'hook + one declared symbol property written on the reply',
+  'hook+3writes+date': 'hook + three declared symbol properties written on the reply + `Date.now()`',
+  'hook+3writes+date-undeclared': 'the same, the properties not declared (`decorateReply`)',
+  decorations: 'three reply decorations (null) and two request methods declared; no hook',
+  'decorate-request': 'one request method declared; no hook',
+  routes: 'the plugin\'s two probe routes added to the router; no hook',
+  'probes-hook': 'probes answered in an onRequest hook (no routes)',
+  'probes-raw': 'probes answered in a wrapper of the server\'s `request` listener; no hook',
+  linked: 'hook + close + the plugin\'s linked list + `Date.now()` (no routes, no decorations of the request)',
+  'cand-now': 'the plugin\'s design rebuilt in bench/ (linked list, `Date.now()`, probe routes)',
+  'cand-linked-hookprobes': 'candidate: the same, probes answered in the hook',
+  'cand-linked-coarse': 'candidate: the same + the coarse clock',
+  'cand-slots': 'candidate: dense array of replies + parallel start times (coarse clock), slot on the raw response, probes in the hook',
+  'cand-slots-date': 'candidate: the same with `Date.now()`',
+  'cand-set': 'candidate: a `Set` of replies, coarse clock on the reply, probes in the hook'
+}
+const ICOUNT_MAIN = ['bare', 'graceful', 'cwg', 'terminus', 'under-pressure', 'lightship', 'realistic-bare', 'realistic-graceful']
+
+function icountSection (r: IcountResult, out: string[], goals: string[][], notes: string[]): void {
+  const o = r.options
+  out.push('## 5. Instructions per request (callgrind)', '')
+  out.push(`Each server alone under \`valgrind --tool=callgrind\` (${r.valgrind}) on \`node ${o.nodeFlags.join(' ')}\` (no concurrent JIT or GC ` +
+    'threads, so the JIT compiles at the same points every run), one at a time. A client in the bench\'s own process (`bench/lib/keepalive.ts`, ' +
+    `not under valgrind) sends exactly ${o.warmup} requests of warm-up over ${o.connections} keep-alive connections, in lock-step: the server is ` +
+    'stopped (SIGSTOP) while one request is written on every connection, then let go, so each wake-up of its event loop finds all of them ready ' +
+    '(otherwise how requests bunch up depends on how busy the machine is, and moves the count by several percent). Then ' +
+    `${o.pairs} × (N1 = ${o.n1} requests, \`callgrind_control --dump\` (which zeroes the count); N2 = ${o.n2} requests, a dump). ` +
+    'Instructions per request = (count of the N2 stretch − count of the N1 stretch) ÷ (N2 − N1): start-up and what a stretch costs once ' +
+    'cancel. `GET /` → `{"hello":"world"}`, logger off, except the realistic route. ' +
+    `${o.repeats} processes per server, interleaved; the figure is their median, (min–max) across processes.`, '')
+  out.push(`**Resolution.** The widest spread across one server's processes is ±${(r.resolution * 100).toFixed(1)}% of its median; ` +
+    'a ratio\'s range pairs one server\'s extremes with the baseline\'s opposite ones. Time-driven work (a timer firing every ' +
+    'so many ms) is counted ~50× too heavily per request, because a request takes ~50× longer under callgrind: that concerns ' +
+    'under-pressure\'s sampling and the coarse clock\'s 100 ms timer. Where a process counted more than one pair, a first pair higher ' +
+    'than the second in every process is the JIT still compiling: the warm-up was too short for that server.', '')
+  const row = (f: IcountResult['servers'][number]): string => `| ${ICOUNT_LABEL[f.name] ?? f.name} | ${fmt(f.perRequest, 0)} | ` +
+    `${f.ratio === undefined ? '—' : `${f.ratio.median.toFixed(3)}× (${f.ratio.min.toFixed(3)}–${f.ratio.max.toFixed(3)})`} | ` +
+    `${f.processes.map(p => p.map(Math.round).join(', ')).join(' \\| ')} | ${k(f.startup.median)}${f.failed > 0 ? ` (**${f.failed} answers not 2xx**: not the route's cost)` : ''} |`
+  const head = ['| server | instructions / request | vs its baseline | each process (each N1/N2 pair) | start-up + warm-up, instructions |', '| --- | --- | --- | --- | --- |']
+  const main = r.servers.filter(f => ICOUNT_MAIN.includes(f.name))
+  const parts = r.servers.filter(f => !ICOUNT_MAIN.includes(f.name) && !f.name.startsWith('cand-'))
+  const cands = r.servers.filter(f => f.name.startsWith('cand-'))
+  out.push(...head, ...main.map(row), '')
+  if (parts.length > 0) {
+    out.push('Where the plugin\'s instructions go: bench-only servers (`bench/servers/candidates.ts`, `alternatives.ts`), each one piece on bare Fastify:', '')
+    out.push(...head, ...parts.map(row), '')
+  }
+  if (cands.length > 0) {
+    out.push('Whole designs that keep every feature (requests in flight listed with name, age and request id; `Connection: close` ' +
+      'while draining; probes), for the plugin\'s hot path:', '')
+    out.push(...head, ...cands.map(row), '')
+  }
+  const plugin = r.servers.find(f => f.name === 'graceful')
+  if (plugin?.ratio !== undefined) {
+    goals.push(['5', `instructions per request ≤ ${GOALS.icountRatio}× bare Fastify`, `${plugin.ratio.median.toFixed(3)}× (${plugin.ratio.min.toFixed(3)}–${plugin.ratio.max.toFixed(3)})`,
+      met(plugin.ratio.median <= GOALS.icountRatio) + (plugin.ratio.max > GOALS.icountRatio && plugin.ratio.median <= GOALS.icountRatio ? ' at the median' : '')])
+  }
+  const real = r.servers.find(f => f.name === 'realistic-graceful')
+  if (real?.ratio !== undefined && plugin?.ratio !== undefined) {
+    notes.push(`On a realistic route (logger on, a schema-validated body) the same plugin costs ${real.ratio.median.toFixed(3)}× bare Fastify: ` +
+      `${Math.round(real.perRequest.median - (r.servers.find(f => f.name === 'realistic-bare')?.perRequest.median ?? Number.NaN))} instructions a request ` +
+      `against the hello route's ${Math.round(plugin.perRequest.median - (r.servers.find(f => f.name === 'bare')?.perRequest.median ?? Number.NaN))}.`)
   }
 }
 
@@ -242,6 +332,10 @@ export function renderResults (r: Results, chartFile?: string): string {
   if (r.shutdown !== undefined) shutdownSection(r.shutdown, body, goals, notes)
   if (r.rollout !== undefined) rolloutSection(r.rollout, body, goals, chartFile)
   if (r.tasks !== undefined) tasksSection(r.tasks, body)
+  if (r.icount !== undefined) icountSection(r.icount, body, goals, notes)
+  if (r.kept !== undefined) {
+    out.push(`Items ${r.kept.items.join(', ')} were not run this time: their figures are from \`${r.kept.command}\` on ${r.kept.date}.`, '')
+  }
   if (goals.length > 0) {
     out.push('## Goals', '', '| item | goal | result | |', '| --- | --- | --- | --- |')
     for (const g of goals) out.push(`| ${g.join(' | ')} |`)
@@ -250,6 +344,8 @@ export function renderResults (r: Results, chartFile?: string): string {
   }
   out.push(...body)
   out.push('## Reproduce', '', '```sh', 'npm ci', 'npm run bench            # the full run, ~10 minutes (12-13 on a busy 2-vCPU machine): bench/RESULTS.md, rollout.svg, results.json',
-    'npm run bench -- --quick # a smoke run, ~3 minutes: writes dist/bench-run/bench/RESULTS.md', 'npm run bench -- --only=overhead,tasks   # some items only', '```', '')
+    'npm run bench -- --quick # a smoke run, ~3 minutes: writes dist/bench-run/bench/RESULTS.md', 'npm run bench -- --only=overhead,tasks   # some items only (into bench/: the other items\' figures are kept)',
+    'npm run bench -- --only=icount --quick   # before committing a hot-path change: bare vs plugin instructions/request, < 1 min',
+    'npm run bench -- --only=icount --quick --servers=graceful,cand-set   # the same for other servers (npm run bench -- --help lists them)', '```', '')
   return out.join('\n')
 }

@@ -1,9 +1,12 @@
 // Item 3: a rolling update under load, at process level, with the e2e driver (test/e2e/driver.ts): the
-// Deployment controller, the kubelet's probes and stop sequence and a proxy with propagation delay, with
-// the numbers of k8s/deployment.yaml (durations shortened as the e2e suite shortens them). The same
-// rollout for this service and for the same service wired the way each peer is used.
+// Deployment controller, the kubelet's probes and stop sequence, and the real front doors of the e2e suite
+// (nginx with its Lua balancer, HAProxy, kube-proxy's iptables rules in a network namespace; endpoint
+// changes after a propagation delay), with the numbers of k8s/deployment.yaml (durations shortened as the
+// e2e suite shortens them). The same rollout for this service and for the same service wired the way each
+// peer is used. Needs root and the Debian packages .ci/run installs.
 import { join } from 'node:path'
-import { loadDeployment, processRuntime, runRolloutScenario, withOverrides, type ScenarioResult } from '../test/e2e/driver.js'
+import { DOORS, doorsUnavailable, loadDeployment, processRuntime, runRolloutScenario, withOverrides, type Door, type ScenarioResult } from '../test/e2e/driver.js'
+import { verdict } from '../test/e2e/summary.js'
 import { progress } from './lib/log.js'
 import { BENCH_DIST, ROOT, SERVICE_MAIN } from './lib/paths.js'
 import { spread, type Spread } from './lib/stats.js'
@@ -24,13 +27,19 @@ export const TIMINGS = {
   env: { DRAIN_DELAY_MS: '2500', SHUTDOWN_TIMEOUT_MS: '5000', LOG_LEVEL: 'info' },
   terminationGracePeriodSeconds: 10
 }
-// Fast requests, 1–2 s requests and a 1.5–2.5 s background job every 300 ms, through both front doors.
-export const LOAD = { fastConcurrency: 4, fastWorkMs: 5, fastPauseMs: 20, slowConcurrency: 3, slowMinMs: 1000, slowMaxMs: 2000, jobIntervalMs: 300, jobMinMs: 1500, jobMaxMs: 2500 }
+// As in the e2e suite, per front door: 2 loops of fast GETs, one of 1–2 s GETs, a 1.5–2.5 s background job
+// every 600 ms, 2 WebSocket clients and 2 SSE clients.
+export const LOAD = { fastConcurrency: 2, fastWorkMs: 5, fastPauseMs: 20, slowConcurrency: 1, slowMinMs: 1000, slowMaxMs: 2000, jobIntervalMs: 600, jobMinMs: 1500, jobMaxMs: 2500, wsClients: 2, sseClients: 2 }
 
 export interface RunFigures {
   requests: number
   failed: number
   failedByKind: Record<string, number>
+  /** Failed requests per front door (nginx, haproxy, service). */
+  failedByDoor: Partial<Record<Door, number>>
+  /** WebSockets the server ended otherwise than with 1001, SSE streams cut instead of ended. */
+  wsBad: number
+  sseErrored: number
   /** GETs that failed at once on a kept-alive connection and were sent again (test/e2e/load.ts), ok or not. */
   retried: number
   jobsAccepted: number
@@ -57,10 +66,14 @@ function figures (r: ScenarioResult): RunFigures {
   const failed = r.requests.filter(q => !q.ok)
   const failedByKind: Record<string, number> = {}
   for (const f of failed) failedByKind[f.kind] = (failedByKind[f.kind] ?? 0) + 1
+  const v = verdict(r)
   return {
     requests: r.requests.length,
     failed: failed.length,
     failedByKind,
+    failedByDoor: Object.fromEntries(Object.entries(v.doors).map(([d, x]) => [d, x.failedGet + x.failedPost])),
+    wsBad: v.wsBad,
+    sseErrored: v.sseErrored,
     retried: r.requests.filter(q => (q as { retriedAfter?: string }).retriedAfter !== undefined).length,
     jobsAccepted: r.jobs.accepted.length,
     jobsLost: r.jobs.lost.length,
@@ -72,6 +85,9 @@ function figures (r: ScenarioResult): RunFigures {
 }
 
 export async function measureRollout (runs: number, variants = ROLLOUT_VARIANTS): Promise<RolloutResult> {
+  const missing = doorsUnavailable()
+  const doors = DOORS.filter(d => missing[d] === undefined)
+  for (const [d, why] of Object.entries(missing)) progress('rollout', `front door ${d} left out: ${why}`)
   const base = withOverrides(loadDeployment(join(ROOT, 'k8s', 'deployment.yaml')), TIMINGS)
   progress('rollout', `${variants.length} variants × ${runs} runs, interleaved; ${base.replicas} replicas, maxSurge ${base.maxSurge}, ` +
     `maxUnavailable ${base.maxUnavailable}, preStop ${JSON.stringify(base.preStop)}, grace ${base.terminationGracePeriodSeconds} s, ` +
@@ -85,6 +101,7 @@ export async function measureRollout (runs: number, variants = ROLLOUT_VARIANTS)
       const result = await runRolloutScenario({
         spec: withOverrides(base, { env: v.env }),
         runtime: processRuntime({ cwd: ROOT, entry: v.entry }),
+        doors,
         propagationDelayMs: PROPAGATION_MS,
         load: LOAD,
         warmupMs: 2000,
@@ -95,7 +112,7 @@ export async function measureRollout (runs: number, variants = ROLLOUT_VARIANTS)
       all.set(v.short, list)
       const f = figures(result)
       progress('rollout', `run ${r + 1}/${runs} ${v.short}: ${f.failed}/${f.requests} requests failed ` +
-        `(${Object.entries(f.failedByKind).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}${f.retried > 0 ? `; ${f.retried} GETs sent again after a keep-alive race` : ''}), ${f.jobsLost}/${f.jobsAccepted} jobs lost, ` +
+        `(${Object.entries(f.failedByDoor).map(([k, n]) => `${k} ${n}`).join(', ')}; ${Object.entries(f.failedByKind).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}${f.retried > 0 ? `; ${f.retried} GETs sent again after a keep-alive race` : ''}), ${f.jobsLost}/${f.jobsAccepted} jobs lost, ${f.wsBad} WebSockets not closed with 1001, ${f.sseErrored} SSE streams cut, ` +
         `old replicas exited ${f.exitCodes.join(',')}${f.killed > 0 ? ` (${f.killed} SIGKILL)` : ''}, rollout ${(f.rolloutMs / 1000).toFixed(1)} s` +
         `${f.error === undefined ? '' : `; ERROR ${f.error}`}`)
     }

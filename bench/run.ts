@@ -1,8 +1,12 @@
-// `npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks] [--out=DIR] [--render]`
+// `npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount] [--servers=a,b] [--out=DIR] [--render]`
 // Runs the items one after the other, printing progress as it goes, then writes RESULTS.md, rollout.svg
 // and results.json (the figures without the raw request records). The full run writes into bench/; a quick
 // run into dist/bench-run/bench/ unless --out says otherwise, so a smoke run never replaces the committed figures.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+// A run of some items only into bench/ keeps the other items' figures from the earlier results.json (and says so).
+//
+// Before committing a change to the hot path: `npm run bench -- --only=icount --quick` (under a minute on
+// an idle machine) prints bare Fastify's and the plugin's instructions per request and their ratio.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join, relative } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -10,13 +14,14 @@ import { rolloutSvg } from './chart.js'
 import { progress } from './lib/log.js'
 import { machine } from './lib/machine.js'
 import { BENCH_DIST, BENCH_SRC, ROOT } from './lib/paths.js'
+import { icountSummary, ICOUNT_SERVERS, measureIcount, mergeIcount } from './icount.js'
 import { measureOverhead } from './overhead.js'
 import { renderResults, type Results } from './report.js'
 import { measureRollout } from './rollout.js'
 import { measureShutdown } from './shutdown.js'
 import { measureTasks } from './tasks.js'
 
-const ITEMS = ['overhead', 'shutdown', 'rollout', 'tasks'] as const
+const ITEMS = ['overhead', 'shutdown', 'rollout', 'tasks', 'icount'] as const
 type Item = typeof ITEMS[number]
 
 const { values } = parseArgs({
@@ -24,13 +29,16 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     out: { type: 'string' },
+    // icount: which servers (bench/icount.ts ICOUNT_SERVERS); their baselines are added.
+    servers: { type: 'string' },
     // Re-write RESULTS.md from the results.json of an earlier run (the chart stays as it was drawn).
     render: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   }
 })
 if (values.help === true) {
-  process.stdout.write('npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks] [--out=DIR] [--render]\n')
+  process.stdout.write('npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount] [--servers=a,b] [--out=DIR] [--render]\n' +
+    `icount servers: ${ICOUNT_SERVERS.map(s => s.name).join(', ')}\n`)
   process.exit(0)
 }
 const quick = values.quick === true
@@ -49,13 +57,19 @@ const P = quick
       overhead: { rounds: 2, warmupS: 2, windows: 1, windowS: 3 },
       shutdown: { runs: 2 },
       rollout: { runs: 1 },
-      tasks: { runs: 3, pairs: 200_000, pending: 100_000, hotpathRuns: 2, hotpathSeconds: 1 }
+      tasks: { runs: 3, pairs: 200_000, pending: 100_000, hotpathRuns: 2, hotpathSeconds: 1 },
+      // V8 tiers up 4× sooner (a quarter of its interrupt budget), so 3000 requests warm the hot path up as
+      // 9000+ do with the defaults: the ratio agrees with the full run's to ~1% (1.055 against 1.057).
+      icount: { servers: ['bare', 'graceful'], repeats: 1, warmup: 3000, n1: 80, n2: 880, pairs: 1, nodeFlags: ['--single-threaded', '--interrupt-budget=16896'] }
     }
   : {
       overhead: { rounds: 6, warmupS: 2, windows: 1, windowS: 5 },
       shutdown: { runs: 5 },
       rollout: { runs: 5 },
-      tasks: { runs: 5, pairs: 1_000_000, pending: 100_000, hotpathRuns: 5, hotpathSeconds: 1.5 }
+      tasks: { runs: 5, pairs: 1_000_000, pending: 100_000, hotpathRuns: 5, hotpathSeconds: 1.5 },
+      // V8 tiers the hot path up over the first ~9000 requests under callgrind: count only after that. A
+      // long N2 stretch: each scavenge in it or not moves a 1000-request difference by up to ~2%.
+      icount: { servers: ICOUNT_SERVERS.map(s => s.name), repeats: 2, warmup: 12_000, n1: 200, n2: 4200, pairs: 1, nodeFlags: ['--single-threaded'] }
     }
 
 const started = performance.now()
@@ -84,6 +98,11 @@ if (only.includes('overhead')) {
 }
 if (only.includes('shutdown')) results.shutdown = await measureShutdown({ runs: P.shutdown.runs, workMs: 300, drainMs: 1000 })
 if (only.includes('tasks')) results.tasks = await measureTasks(P.tasks)
+if (only.includes('icount')) {
+  const servers = values.servers === undefined ? P.icount.servers : values.servers.split(',').map(s => s.trim())
+  results.icount = await measureIcount({ ...P.icount, servers, connections: 8 })
+  process.stdout.write(`${icountSummary(results.icount).join('\n')}\n`)
+}
 let chart: string | undefined
 if (only.includes('rollout')) {
   results.rollout = await measureRollout(P.rollout.runs)
@@ -102,7 +121,16 @@ if (only.includes('rollout')) {
 results.machine.loadEnd = os.loadavg()
 results.durationS = (performance.now() - started) / 1000
 mkdirSync(outDir, { recursive: true })
-const chartFile = chart === undefined ? undefined : 'rollout.svg'
+// Some items only, into a directory that holds an earlier run: keep that run's other figures.
+const earlier = join(outDir, 'results.json')
+if (!quick && only.length < ITEMS.length && existsSync(earlier)) {
+  const prev = JSON.parse(readFileSync(earlier, 'utf8')) as Results
+  if (results.icount !== undefined && values.servers !== undefined) results.icount = mergeIcount(prev.icount, results.icount)
+  const kept = ITEMS.filter(i => !only.includes(i) && prev[i] !== undefined)
+  for (const i of kept) (results as unknown as Record<string, unknown>)[i] = prev[i]
+  if (kept.length > 0) results.kept = { items: kept, date: prev.kept?.date ?? prev.machine.date, command: prev.kept?.command ?? prev.command }
+}
+const chartFile = chart !== undefined || results.kept?.items.includes('rollout') === true ? 'rollout.svg' : undefined
 if (chart !== undefined) writeFileSync(join(outDir, 'rollout.svg'), chart)
 writeFileSync(join(outDir, 'RESULTS.md'), renderResults(results, chartFile))
 // The raw figures, without the per-request records and timelines the chart was drawn from.

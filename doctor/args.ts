@@ -7,7 +7,12 @@ With neither --dockerfile nor --k8s it reads ./Dockerfile and ./k8s/, those that
 
 Options:
   --dockerfile PATH       the Dockerfile to check
+  --target STAGE          the Dockerfile stage that is shipped (as docker build --target; default: the last)
+  --image NAME            the image the Dockerfile builds, to find its containers (default: by the folder's
+                          or package.json's name, else the only image that is not a well-known one)
   --k8s DIR|FILE…         manifest files, or folders of .yaml/.yml/.json files (repeatable)
+  --all-containers        judge every container (default: the Node ones; the others are listed)
+  --workload NAME         judge only this Deployment or StatefulSet (web, or Deployment/web)
   --drain-delay MS        the plugin's drainDelay (default: env DRAIN_DELAY_MS in the manifest, else 5000)
   --timeout MS            the plugin's timeout (default: env SHUTDOWN_TIMEOUT_MS in the manifest, else 30000)
   --readiness-path PATH   the plugin's readinessPath (default /readyz)
@@ -21,7 +26,11 @@ Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 input could not be
 export interface CliArgs {
   help: boolean
   json: boolean
+  allContainers?: boolean
   dockerfile?: string
+  target?: string
+  image?: string
+  workload?: string
   k8s?: string[]
   drainDelay?: number
   timeout?: number
@@ -29,7 +38,7 @@ export interface CliArgs {
   livenessPath?: string
 }
 
-const VALUE_FLAGS = new Set(['--dockerfile', '--k8s', '--drain-delay', '--timeout', '--readiness-path', '--liveness-path'])
+const VALUE_FLAGS = new Set(['--dockerfile', '--target', '--image', '--workload', '--k8s', '--drain-delay', '--timeout', '--readiness-path', '--liveness-path'])
 
 /** Parses `doctor …`; throws InputError (exit code 2) on anything it does not understand. */
 export function parseArgs (argv: readonly string[]): CliArgs {
@@ -41,8 +50,9 @@ export function parseArgs (argv: readonly string[]): CliArgs {
   const args: CliArgs = { help: false, json: false }
   for (let i = 0; i < rest.length; i++) {
     const [flag, inline] = splitFlag(rest[i] as string)
-    if (flag === '--json') {
-      args.json = true
+    if (flag === '--json' || flag === '--all-containers') {
+      if (flag === '--json') args.json = true
+      else args.allContainers = true
       continue
     }
     if (!VALUE_FLAGS.has(flag)) throw new InputError(`unknown option ${JSON.stringify(flag)}`)
@@ -56,6 +66,9 @@ export function parseArgs (argv: readonly string[]): CliArgs {
     const value = values[0] as string
     switch (flag) {
       case '--dockerfile': args.dockerfile = value; break
+      case '--target': args.target = value; break
+      case '--image': args.image = value; break
+      case '--workload': args.workload = value; break
       case '--k8s': args.k8s = [...(args.k8s ?? []), ...values]; break
       case '--drain-delay': args.drainDelay = milliseconds(flag, value); break
       case '--timeout': args.timeout = milliseconds(flag, value); break

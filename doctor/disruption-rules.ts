@@ -3,10 +3,11 @@
 import type { Finding } from './findings.js'
 import { selects } from './labels.js'
 import type { Manifest } from './manifests.js'
-import { dig, int, obj, scaled, str, type Obj } from './values.js'
-import { isWorkload, podLabels, workloadName } from './workload-rules.js'
+import { dig, obj, scaled, str, type Obj } from './values.js'
+import { podLabels, replicasOf, workloadName } from './workload-rules.js'
 
-export function checkDisruptionBudgets (manifests: readonly Manifest[]): Finding[] {
+/** `workloads`: those the doctor judged (a workload of databases only is not its business). */
+export function checkDisruptionBudgets (manifests: readonly Manifest[], workloads: readonly Manifest[]): Finding[] {
   const findings: Finding[] = []
   const budgets = manifests.filter((m) => obj(m.object)?.apiVersion === 'policy/v1' && obj(m.object)?.kind === 'PodDisruptionBudget')
   const sameNamespace = (a: unknown, b: unknown) => {
@@ -14,10 +15,13 @@ export function checkDisruptionBudgets (manifests: readonly Manifest[]): Finding
     const y = str(dig(b, 'metadata', 'namespace'))
     return x === undefined || y === undefined || x === y
   }
-  for (const workload of manifests.filter((m) => isWorkload(m.object))) {
+  for (const workload of workloads) {
     const labels = podLabels(workload.object)
     const name = workloadName(workload.object)
     const budget = budgets.find((b) => sameNamespace(b.object, workload.object) && selects(dig(b.object, 'spec', 'selector'), labels))
+    const replicas = replicasOf(workload, manifests) ?? 1
+    // A single replica is reported as such (single-replica): no budget can protect one pod.
+    if (!budget && replicas === 1) continue
     if (!budget) {
       findings.push({
         rule: 'pdb-missing',
@@ -30,7 +34,6 @@ export function checkDisruptionBudgets (manifests: readonly Manifest[]): Finding
       })
       continue
     }
-    const replicas = int(dig(workload.object, 'spec', 'replicas')) ?? 1
     // It selects the pods, so it has a spec.
     const spec = obj(dig(budget.object, 'spec')) as Obj
     const field = spec.maxUnavailable !== undefined ? 'maxUnavailable' : 'minAvailable'

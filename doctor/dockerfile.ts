@@ -1,7 +1,9 @@
 // What the doctor needs to know about a Dockerfile: the final stage's command, user, stop signal, base
 // image and packages, and whether dev dependencies reach the final image. Parsed with dockerfile-ast.
-import { dirname } from 'node:path'
+import { basename, dirname } from 'node:path'
 import { DockerfileParser, type Dockerfile, type Instruction } from 'dockerfile-ast'
+import { InputError } from './findings.js'
+import type { StartPart } from './main-process.js'
 
 export interface Located {
   value: string
@@ -9,12 +11,8 @@ export interface Located {
   line: number
 }
 
-export interface Command {
+export interface Command extends StartPart {
   keyword: 'CMD' | 'ENTRYPOINT'
-  line: number
-  /** The exec-form argv; undefined for the shell form (`CMD node app.js`). */
-  argv: string[] | undefined
-  text: string
 }
 
 export interface DockerfileFacts {
@@ -23,6 +21,12 @@ export interface DockerfileFacts {
   dir: string
   /** The FROM line of the final stage. */
   finalLine: number
+  /** The stage judged: the one --target names, else the last. */
+  stage: { name: string | undefined, count: number, target: boolean }
+  /** Whether the file has a FROM instruction at all (a file without one is not a Dockerfile). */
+  hasFrom: boolean
+  /** The file names the final stage COPYs or ADDs from the build context or other stages. */
+  copied: Set<string>
   /** The image the final stage builds on, through stage aliases and ARG defaults (`node:22-slim`). */
   baseImage: string
   user: Located | undefined
@@ -43,7 +47,7 @@ interface Stage {
   line: number
 }
 
-export function parseDockerfile (text: string, file: string, absolute: string): DockerfileFacts {
+export function parseDockerfile (text: string, file: string, absolute: string, target?: string): DockerfileFacts {
   const dockerfile = DockerfileParser.parse(text)
   const stages: Stage[] = []
   for (const instruction of dockerfile.getInstructions()) {
@@ -58,7 +62,12 @@ export function parseDockerfile (text: string, file: string, absolute: string): 
       (stages.at(-1) as Stage).chain.push(instruction)
     }
   }
-  const final = stages.at(-1) ?? { name: undefined, image: 'scratch', chain: [], line: 1 }
+  const named = target === undefined ? undefined : stages.find((stage) => stage.name === target)
+  if (target !== undefined && !named) {
+    const names = stages.map((stage) => stage.name).filter((name) => name !== undefined)
+    throw new InputError(`--target ${target}: ${file} has no stage named so (${names.length ? `its stages: ${names.join(', ')}` : 'its stages have no names'})`)
+  }
+  const final = named ?? stages.at(-1) ?? { name: undefined, image: 'scratch', chain: [], line: 1 }
   const lastOf = (keyword: string) => final.chain.findLast((i) => i.getKeyword() === keyword)
   const user = lastOf('USER')
   const stop = lastOf('STOPSIGNAL')
@@ -66,10 +75,15 @@ export function parseDockerfile (text: string, file: string, absolute: string): 
     file,
     dir: dirname(absolute),
     finalLine: final.line,
+    stage: { name: final.name, count: stages.length, target: named !== undefined },
+    hasFrom: stages.length > 0,
+    copied: new Set(final.chain
+      .filter((i) => i.getKeyword() === 'COPY' || i.getKeyword() === 'ADD')
+      .flatMap((i) => i.getArguments().slice(0, -1).map((a) => basename(a.getValue())))),
     baseImage: final.image,
     user: user && { value: user.getExpandedArguments()[0]?.getValue() ?? '', line: lineOf(user) },
-    entrypoint: command(lastOf('ENTRYPOINT'), 'ENTRYPOINT'),
-    cmd: command(lastOf('CMD'), 'CMD'),
+    entrypoint: command(lastOf('ENTRYPOINT'), 'ENTRYPOINT', file),
+    cmd: command(lastOf('CMD'), 'CMD', file),
     stopSignal: stop && { value: stop.getArgumentsContent() ?? '', line: lineOf(stop) },
     packages: installedPackages(final.chain),
     devDependencies: devDependencies(final.chain, stages)
@@ -86,10 +100,10 @@ function expand (dockerfile: Dockerfile, text: string, line: number): string {
     dockerfile.resolveVariable((braced ?? bare) as string, line) || fallback || whole)
 }
 
-function command (instruction: Instruction | undefined, keyword: Command['keyword']): Command | undefined {
+function command (instruction: Instruction | undefined, keyword: Command['keyword'], file: string): Command | undefined {
   if (!instruction) return undefined
   const text = instruction.getArgumentsContent() ?? ''
-  return { keyword, line: lineOf(instruction), argv: execForm(text), text }
+  return { keyword, file, line: lineOf(instruction), argv: execForm(text), text }
 }
 
 /** Docker's rule: the exec form is a JSON array of strings; anything else runs under `/bin/sh -c`. */

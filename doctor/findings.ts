@@ -19,6 +19,11 @@ export type RuleId =
   | 'pdb-blocks-eviction'
   | 'run-as-root'
   | 'non-numeric-user'
+  | 'process-manager'
+  | 'helm-template'
+  | 'api-removed'
+  | 'single-replica'
+  | 'rollout-rwo-surge'
 
 /** `error` makes the run fail (exit code 1); `warning` is reported only. */
 export type Severity = 'error' | 'warning'

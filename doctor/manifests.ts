@@ -53,7 +53,22 @@ export function loadManifests (paths: readonly string[], cwd: string): LoadedMan
     const file = display(absolute, cwd)
     result.files.push(file)
     const lineCounter = new LineCounter()
-    for (const doc of parseAllDocuments(readText(absolute, file), { lineCounter })) {
+    const text = readText(absolute, file)
+    const docs = parseAllDocuments(text, { lineCounter })
+    const template = templateAction(text, docs.some((doc) => doc.errors.length > 0))
+    if (template) {
+      result.findings.push({
+        rule: 'helm-template',
+        severity: 'error',
+        file,
+        line: template.line,
+        message: `${file} is a Helm (Go) template, not a manifest: ${template.action} is not rendered, so nothing in the file was checked`,
+        impact: 'kubectl cannot apply a template, and the doctor can only judge the manifests the chart renders',
+        fix: 'render the chart first (helm template RELEASE CHART -f values.yaml > rendered.yaml) and pass the output with --k8s rendered.yaml'
+      })
+      continue
+    }
+    for (const doc of docs) {
       // The first problem in the text; later ones often follow from it.
       const error = [...doc.errors].sort((a, b) => a.pos[0] - b.pos[0])[0]
       if (error) {
@@ -62,7 +77,7 @@ export function loadManifests (paths: readonly string[], cwd: string): LoadedMan
           severity: 'error',
           file,
           line: lineCounter.linePos(error.pos[0]).line,
-          message: `YAML: ${error.message.split('\n')[0]}`,
+          message: `YAML: ${(error.message.split('\n')[0] as string).replace(/:\s*$/, '')}`,
           impact: 'kubectl rejects the whole file: nothing in it is applied',
           fix: 'correct the YAML at this line (indentation, a missing colon or bracket, a duplicate key)'
         })
@@ -99,4 +114,17 @@ export function loadManifests (paths: readonly string[], cwd: string): LoadedMan
     }
   }
   return result
+}
+
+// Actions only Helm charts use; `{{ $labels.instance }}` in a Prometheus rule is data, not a template.
+const HELM_ACTION = /\{\{-?\s*(?:\.Values|\.Release|\.Chart|\.Capabilities|\.Files|\.Template|include\b|template\b|toYaml\b|tpl\b|define\b|if\b|range\b|with\b|end\b|\$\w*\s*:=)[^}]*\}\}/
+
+/** The first Go-template action of a file that is an unrendered chart template: Helm's own actions, or any action in a file that does not parse. */
+function templateAction (text: string, broken: boolean): { line: number, action: string } | undefined {
+  const lines = text.split('\n')
+  for (const pattern of broken ? [HELM_ACTION, /\{\{[^}]*\}\}/] : [HELM_ACTION]) {
+    const at = lines.findIndex((line) => pattern.test(line))
+    if (at >= 0) return { line: at + 1, action: (pattern.exec(lines[at] as string) as RegExpExecArray)[0] }
+  }
+  return undefined
 }

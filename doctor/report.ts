@@ -5,8 +5,8 @@ const STYLES = { red: [31, 39], yellow: [33, 39], green: [32, 39], dim: [2, 22],
 type Style = keyof typeof STYLES
 
 export function formatJson (report: DoctorReport): string {
-  const { errors, warnings, checked, skipped, workloads, findings } = report
-  return JSON.stringify({ ok: errors === 0, errors, warnings, checked, skipped, workloads, findings }, null, 2) + '\n'
+  const { errors, warnings, checked, skipped, notJudged, notes, workloads, findings } = report
+  return JSON.stringify({ ok: errors === 0, errors, warnings, checked, skipped, notJudged, notes, workloads, findings }, null, 2) + '\n'
 }
 
 export function formatHuman (report: DoctorReport, color: boolean): string {
@@ -25,6 +25,13 @@ export function formatHuman (report: DoctorReport, color: boolean): string {
       `timeout ${w.timeout.value} ms (${w.timeout.source}), terminationGracePeriodSeconds ${w.terminationGracePeriodSeconds} (needs ${w.neededSeconds})`))
   }
   for (const s of report.skipped) out.push(paint('dim', `${s.file}:${s.line} ${s.kind}: not checked`))
+  for (const n of report.notes) out.push(paint('dim', `${n.file}:${n.line} note: ${n.message}`))
+  if (report.notJudged.length > 0) {
+    // One line, however many: on a manifest of twenty services the findings stay in view.
+    const names = report.notJudged.map((c) => c.container ? `${c.workload} ${c.container}${c.image ? ` (${c.image})` : ''}` : c.workload)
+    const reasons = [...new Set(report.notJudged.map((c) => c.reason))].join('; ')
+    out.push(paint('dim', `not judged (${reasons}): ${names.join(', ')}${report.notJudged.some((c) => c.container) ? '; --all-containers judges them' : ''}`))
+  }
   const counts = `${report.errors} error${report.errors === 1 ? '' : 's'}, ${report.warnings} warning${report.warnings === 1 ? '' : 's'}`
   out.push(report.errors === 0
     ? paint('green', `ok: ${counts} in ${report.checked.join(', ')}`)

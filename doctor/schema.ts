@@ -54,6 +54,7 @@ export function formatPath (path: Path): string {
  * not know (they are not checked), else every issue found (empty when valid).
  */
 export function validateManifest (doc: unknown, data: SchemaData = schemaData): SchemaIssue[] | undefined {
+  const patch = isPatch(doc)
   if (!isObject(doc) || typeof doc.apiVersion !== 'string' || typeof doc.kind !== 'string') {
     return [{
       path: [],
@@ -70,7 +71,19 @@ export function validateManifest (doc: unknown, data: SchemaData = schemaData): 
   if (typeof metadata?.name !== 'string' && typeof metadata?.generateName !== 'string') {
     issues.push({ path: ['metadata'], message: 'metadata.name is missing', fix: 'add metadata: { name: … }' })
   }
-  return issues
+  // A strategic-merge patch (kustomize) names only the fields it changes: missing fields are not errors.
+  return patch ? issues.filter((issue) => !/missing required field|metadata\.name is missing/.test(issue.message)) : issues
+}
+
+/** Keys of strategic-merge patches (`$patch: delete`, `$setElementOrder/containers`, …), which kubectl and kustomize read. */
+export function isDirective (key: string): boolean {
+  return /^\$(patch|retainKeys|setElementOrder\/|deleteFromPrimitiveList\/)/.test(key)
+}
+
+/** Whether a document is a strategic-merge patch: it holds a directive somewhere. */
+export function isPatch (value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(isPatch)
+  return isObject(value) && Object.entries(value).some(([key, item]) => isDirective(key) || isPatch(item))
 }
 
 function check (value: unknown, schema: JsonSchema, path: Path, data: SchemaData, issues: SchemaIssue[]): void {
@@ -117,6 +130,7 @@ function checkObject (value: Record<string, unknown>, schema: JsonSchema, path: 
     }
   }
   for (const [key, item] of Object.entries(value)) {
+    if (isDirective(key)) continue
     const known = properties[key]
     if (known) check(item, known, [...path, key], data, issues)
     else if (schema.additionalProperties) check(item, schema.additionalProperties, [...path, key], data, issues)

@@ -6,8 +6,8 @@ import type { IncomingMessage, Server } from 'node:http'
 import type { Http2Session } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
-import type { RawResponse, TaskTracker, Tracked } from './tasks.js'
-import { isEventStream, kReply } from './tasks.js'
+import type { RawResponse, TaskTracker } from './tasks.js'
+import { isEventStream, kUpgrade } from './tasks.js'
 
 /** How long a WebSocket gets to answer our close frame before its socket is destroyed. */
 export const WEBSOCKET_CLOSE_TIMEOUT = 2000
@@ -38,7 +38,7 @@ export interface ConnectionsHost {
 function secondaryServers (fastify: FastifyInstance): AnyServer[] {
   for (let o: object | null = fastify; o !== null; o = Object.getPrototypeOf(o)) {
     const key = Object.getOwnPropertySymbols(o).find(s => s.description === 'fastify.serverBindings')
-    if (key !== undefined) return (o as Record<symbol, AnyServer[]>)[key] ?? []
+    if (key !== undefined) return (o as Record<symbol, AnyServer[]>)[key] as AnyServer[]
   }
   /* c8 ignore next: every fastify 5 has the symbol */
   return []
@@ -116,10 +116,10 @@ export class Connections {
         return
       }
       this.sockets.add(socket)
-      // @fastify/websocket routes the upgrade through fastify with a response bound to the socket: the
-      // plugin's onRequest hook put the reply, and so the request id, on it.
-      const reqId = (): string | undefined => ((socket as { _httpMessage?: Tracked })._httpMessage?.[kReply])?.request.id
-      const done = tracker.addConnection('websocket', `${req.method ?? 'GET'} ${req.url ?? ''}`, reqId)
+      // @fastify/websocket routes the upgrade through fastify: its route handler leaves the request id here.
+      const upgrade: { reqId?: string } = {}
+      ;(req as { [kUpgrade]?: object })[kUpgrade] = upgrade
+      const done = tracker.addConnection('websocket', `${req.method ?? 'GET'} ${req.url ?? ''}`, () => upgrade.reqId)
       socket.once('close', () => {
         this.sockets.delete(socket)
         done()
@@ -150,8 +150,7 @@ export class Connections {
       timer.unref()
       this.timers.push(timer)
     }
-    // A copy: ending a response can release it from the tracker's list while we walk it.
-    for (const res of [...this.tracker.responses()]) {
+    for (const res of this.tracker.responses()) {
       if (!res.headersSent || res.writableEnded || !isEventStream(res)) continue
       notified.streams++
       // A newline first ends a partly written line; the blank line after `retry:` dispatches nothing.

@@ -1,9 +1,9 @@
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { GracefulError } from './errors.js'
 import { assertFastifyVersion, resolveOptions, type GracefulOptions } from './options.js'
 import { Graceful, type GracefulController } from './shutdown.js'
-import { kReply, type TaskDone, type Tracked } from './tasks.js'
+import type { TaskDone } from './tasks.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -48,15 +48,21 @@ const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => 
   const { tracker } = graceful
 
   // Tracking and probes live in the server's request listener, which every context shares (fastify-cli and
-  // its templates register the app in an encapsulated child). This hook only lends the request id; in a
-  // child context it goes on the root too, for the root's routes registered from now on.
-  function gracefulRequestId (_request: FastifyRequest, reply: FastifyReply, done: () => void): void {
-    (reply.raw as Tracked)[kReply] = reply
-    done()
+  // its templates register the app in an encapsulated child). Only the request id comes from fastify: each
+  // route handler registered from now on lends its reply to the tracker as it starts (a wrapper costs a
+  // call; an onRequest hook costs fastify's whole hook runner per request: bench/RESULTS.md). In a child
+  // context the root's later routes are wrapped too.
+  function lendReply (route: RouteOptions): void {
+    const handler = route.handler as (this: unknown, a: unknown, b: { raw?: object }) => unknown
+    route.handler = function gracefulHandler (this: unknown, a: unknown, b: { raw?: object }) {
+      const raw = b?.raw
+      if (raw !== undefined) tracker.lend(raw, b)
+      return handler.call(this, a, b)
+    } as RouteOptions['handler']
   }
-  fastify.addHook('onRequest', gracefulRequestId)
+  fastify.addHook('onRoute', lendReply)
   const root = closeOwner(fastify)
-  if (root !== fastify) root.addHook('onRequest', gracefulRequestId)
+  if (root !== fastify) root.addHook('onRoute', lendReply)
 
   fastify.decorate('graceful', graceful as GracefulController)
   fastify.decorateRequest('task', function (this: { id: string }, name: string) {

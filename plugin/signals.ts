@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyBaseLogger } from 'fastify'
 import { SHUTDOWN_SIGNALS, type GracefulConfig, type ShutdownSignal } from './options.js'
@@ -122,7 +123,7 @@ export function removeForeignCloseWithGrace (events: readonly string[]): string[
 }
 
 /** The destination pino writes to: a SonicBoom or a transport's ThreadStream, both with flushSync(). */
-function pinoStream (log: FastifyBaseLogger): { flushSync?: () => void } | undefined {
+function pinoStream (log: FastifyBaseLogger): { flushSync?: () => void, _writing?: boolean } | undefined {
   for (let o: object | null = log; o !== null; o = Object.getPrototypeOf(o)) {
     const key = Object.getOwnPropertySymbols(o).find(s => s.description === 'pino.stream')
     if (key !== undefined) return (o as Record<symbol, { flushSync?: () => void }>)[key]
@@ -132,28 +133,28 @@ function pinoStream (log: FastifyBaseLogger): { flushSync?: () => void } | undef
 
 /**
  * Before a process.exit() that cannot wait: write what pino still buffers. pino's default destination
- * writes asynchronously; an exit right after a large line to a pipe loses its tail.
+ * writes asynchronously; an exit right after a large line to a pipe loses its tail. Not while an
+ * asynchronous write is under way: SonicBoom's flushSync would then write the later lines before it.
  */
 export function flushLogSync (log: FastifyBaseLogger): void {
+  const stream = pinoStream(log)
+  if (stream?._writing === true) return
   try {
-    pinoStream(log)?.flushSync?.()
+    stream?.flushSync?.()
   } catch {
-    // A destination that cannot flush now (EAGAIN on a full pipe) is retried by flushLog where there is time.
+    // A destination that cannot flush now (closed, or EAGAIN past its retries): nothing more can be done.
   }
 }
 
-/** Before a normal exit: wait (bounded) until pino has written everything. */
+/**
+ * Before a normal exit: wait (bounded) until pino has written everything, in order. SonicBoom's flush(cb)
+ * calls back at once with pino's default minLength of 0, so the write under way is waited for here; an exit
+ * while it runs would let pino's exit handler write the later lines first (seen: the final line before the
+ * timeout line it follows).
+ */
 export async function flushLog (log: FastifyBaseLogger, maxWaitMs = 2000): Promise<void> {
-  const flush = (log as { flush?: (cb: (err?: Error) => void) => void }).flush
-  if (typeof flush !== 'function') return
-  await new Promise<void>(resolve => {
-    const timer = setTimeout(resolve, maxWaitMs)
-    try {
-      flush.call(log, () => { clearTimeout(timer); resolve() })
-    } catch {
-      clearTimeout(timer)
-      resolve()
-    }
-  })
+  const stream = pinoStream(log) as { _writing?: boolean, _bufs?: unknown[] } | undefined
+  const end = performance.now() + maxWaitMs
+  while (stream?._writing === true && performance.now() < end) await sleep(2)
   flushLogSync(log)
 }

@@ -53,6 +53,8 @@ export function buildSchema () {
   const program = ts.createProgram(Object.values(kinds), { strict: true, noEmit: true, skipLibCheck: true })
   const checker = program.getTypeChecker()
   const definitions = {}
+  /** Definition name → the one TypeScript type it stands for: a second type under the same name is a bug. */
+  const named = {}
 
   function convert (type) {
     if (type.aliasSymbol && special[type.aliasSymbol.getName()]) return special[type.aliasSymbol.getName()]
@@ -69,8 +71,17 @@ export function buildSchema () {
     const declaration = type.getSymbol()?.declarations?.[0]
     /* c8 ignore next */
     if (!declaration || !(type.flags & ts.TypeFlags.Object)) throw new Error(`unsupported type ${checker.typeToString(type)}`)
+    // An inline object type (`volumeClaimTemplates?: Array<{ apiVersion?, kind?, metadata?, spec? }>`) has no
+    // name of its own: naming it after the file it sits in gave it the name of the file's interface
+    // (StatefulSetSpec), so every claim template was validated as a StatefulSet spec. Inline it.
+    if (ts.isTypeLiteralNode(declaration)) return convertObject(type)
     const file = declaration.getSourceFile().fileName
     const name = longName(file)
+    /* c8 ignore next 3 */
+    if (name in named && named[name] !== type) {
+      throw new Error(`two types named ${name}: ${checker.typeToString(named[name])} and ${checker.typeToString(type)}`)
+    }
+    named[name] = type
     if (!(name in definitions)) {
       definitions[name] = null // placeholder: breaks reference cycles (JSONSchemaProps-like recursion)
       /* c8 ignore next 3 */

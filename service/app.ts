@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import graceful, { type GracefulOptions } from '../plugin/index.js'
 import { JobStore, runChild, runInline, type Job, type JobKind } from './jobs.js'
+import { addStreams } from './streams.js'
 
 export interface AppConfig {
   drainDelayMs: number
@@ -22,6 +23,7 @@ const msSchema = { type: 'integer', minimum: 0, maximum: MAX_WORK_MS } as const
  * - GET /work?ms=N: a slow request (N ms), 200.
  * - POST /jobs {"ms": N, "kind": "inline" | "child"}: 202 at once; the job runs on as a tracked task.
  * - GET /jobs/:id: the job's state.
+ * - GET /ws (a WebSocket) and GET /events (an SSE stream): ticks every 200 ms, until the shutdown ends them.
  */
 export async function buildApp (config: AppConfig): Promise<FastifyInstance> {
   const app = Fastify({ logger: config.logger })
@@ -32,6 +34,8 @@ export async function buildApp (config: AppConfig): Promise<FastifyInstance> {
   } else {
     registerNaiveStandIns(app)
   }
+
+  await addStreams(app)
 
   app.get<{ Querystring: { ms: number } }>('/work', {
     schema: { querystring: { type: 'object', properties: { ms: msSchema }, required: ['ms'], additionalProperties: false } }

@@ -100,7 +100,7 @@ t.test('--json: the whole report for machines', async (t) => {
     }],
     findings: [{ rule: 'readiness-slow', severity: 'error', file: 'k8s/app.yaml', line: 25, message: String, impact: String, fix: String }]
   })
-  t.same(Object.keys(report), ['ok', 'errors', 'warnings', 'checked', 'skipped', 'workloads', 'findings'], 'the summary comes first')
+  t.same(Object.keys(report), ['ok', 'errors', 'warnings', 'checked', 'skipped', 'notJudged', 'notes', 'workloads', 'findings'], 'the summary comes first')
   t.equal(JSON.parse(run(['doctor', '--json'], { cwd: `${fixtures}clean-k8s` }).stdout).ok, true)
 })
 
@@ -114,6 +114,30 @@ t.test('flags: paths of the plugin, several --k8s values, values inline or apart
   t.same(JSON.parse(both.stdout).checked, ['test/fixtures/doctor/clean-k8s/k8s/app.yaml', 'test/fixtures/doctor/prestop-missing/k8s/app.yaml'])
   const repeated = run(['doctor', '--k8s', 'k8s/deployment.yaml', '--k8s', 'k8s/pdb.yaml', '--dockerfile', 'Dockerfile', '--json'])
   t.same(JSON.parse(repeated.stdout).checked, ['Dockerfile', 'k8s/deployment.yaml', 'k8s/pdb.yaml'])
+})
+
+t.test('scope flags: the Node containers by default, the others in one line', async (t) => {
+  const cwd = `${fixtures}fa-other-containers`
+  const { code, stdout } = run(['doctor'], { cwd })
+  t.equal(code, 0)
+  t.match(stdout, /^not judged \(not known to run Node\): StatefulSet\/db postgres \(postgres:16\.4\), Deployment\/cache redis \(redis:7\.4-alpine\), Deployment\/cert-manager cert-manager-controller \(quay\.io\/jetstack\/cert-manager-controller:v1\.16\.2\); --all-containers judges them$/m)
+  const all = run(['doctor', '--all-containers', '--json'], { cwd })
+  t.equal(all.code, 1, 'judged, postgres and redis run as root')
+  t.same(JSON.parse(all.stdout).notJudged, [])
+  const one = JSON.parse(run(['doctor', '--workload', 'cache', '--all-containers', '--json'], { cwd }).stdout)
+  t.same(one.notJudged.map((c: { workload: string }) => c.workload), ['Deployment/checkout', 'StatefulSet/db', 'Deployment/cert-manager'])
+  const image = JSON.parse(run(['doctor', '--image', 'registry.example.com/shop/checkout', '--json'], { cwd }).stdout)
+  t.equal(image.ok, true)
+  const target = run(['doctor', '--target=runtime'], { cwd: `${fixtures}fa-target-stage` })
+  t.match(target.stdout, /^Dockerfile:13 note: judged stage runtime, as --target asks$/m)
+  const last = run(['doctor'], { cwd: `${fixtures}fa-target-stage` })
+  t.equal(last.code, 1)
+  t.match(last.stdout, /^Dockerfile:21 note: judged the last stage, ci, of 4: pass --target NAME if another one is shipped$/m)
+  const helm = run(['doctor', '--k8s', 'k8s/deployment.yaml'], { cwd: `${fixtures}miss-helm-template` })
+  t.match(helm.stdout, /render the chart first \(helm template RELEASE CHART -f values.yaml > rendered.yaml\)/)
+  const notDockerfile = run(['doctor', '--dockerfile', 'k8s/notifier.yaml'], { cwd: `${fixtures}miss-manifest-command` })
+  t.equal(notDockerfile.code, 2)
+  t.equal(notDockerfile.stderr, 'fastify-graceful-k8s: k8s/notifier.yaml is not a Dockerfile: it has no FROM instruction (it reads as a Kubernetes manifest: pass it with --k8s)\n')
 })
 
 t.test('--help prints the usage and exits 0', async (t) => {

@@ -2,7 +2,7 @@
 // generated fresh from kubernetes-models, in agreement with kubernetes-models' own validators, and strict
 // about unknown fields where kubernetes-models is not.
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -140,4 +140,64 @@ t.test('closest: the field a typo most likely meant', async (t) => {
   t.equal(closest('ContainerPort', ['containerPort', 'hostPort']), 'containerPort', 'ignores case')
   t.equal(closest('RollingUpdates', ['Recreate', 'RollingUpdate']), 'RollingUpdate')
   t.equal(closest('xyz', ['replicas', 'selector']), undefined, 'nothing close')
+})
+
+t.test('inline object types are their own schema, not the definition of the file they sit in', async (t) => {
+  // Every interface in the schema's closure, read from kubernetes-models' declarations with the compiler:
+  // each property typed with an inline object literal (alone or as an array item) must have exactly that
+  // literal's fields in the generated schema. The bug this guards against: volumeClaimTemplates items
+  // validated as a StatefulSetSpec, because the literal was named after its file.
+  const ts = (await import('typescript')).default
+  const models = join(repo, 'node_modules', 'kubernetes-models')
+  const machinery = join(repo, 'node_modules', '@kubernetes-models', 'apimachinery')
+  const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() && !entry.name.startsWith('_') ? files(join(dir, entry.name)) : entry.name.endsWith('.d.ts') ? [join(dir, entry.name)] : [])
+  const { schemaData } = await import('../doctor/k8s-schema.js')
+  let inline = 0
+  for (const file of [...files(models), ...files(machinery)]) {
+    const text = readFileSync(file, 'utf8')
+    const name = /export \{ (\w+) as I(IoK8s\w+),/.exec(text)
+    const definition = name && schemaData.definitions[name[2] as string]
+    if (!definition) continue
+    const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest)
+    const main = source.statements.find((s) => ts.isInterfaceDeclaration(s) && s.name.text === name[1])
+    for (const member of (main as import('typescript').InterfaceDeclaration).members) {
+      if (!ts.isPropertySignature(member) || !member.type) continue
+      let type = member.type
+      let array = false
+      if (ts.isTypeReferenceNode(type) && type.typeName.getText(source) === 'Array' && type.typeArguments?.[0]) {
+        type = type.typeArguments[0]
+        array = true
+      }
+      if (!ts.isTypeLiteralNode(type) || !type.members.some(ts.isPropertySignature)) continue
+      const property = (member.name as import('typescript').StringLiteral).text
+      const fields = type.members.filter(ts.isPropertySignature).map((m) => (m.name as import('typescript').StringLiteral).text).sort()
+      const schema = definition.properties?.[property]
+      const generated = array ? schema?.items : schema
+      t.same(Object.keys(generated?.properties ?? {}).sort(), fields, `${name[2]}.${property}${array ? '[]' : ''}: its own fields`)
+      t.equal(generated?.$ref, undefined, `${name[2]}.${property}: inline, no reference`)
+      inline++
+    }
+  }
+  t.ok(inline >= 1, `${inline} inline object types checked`)
+
+  const statefulSet = {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { name: 'db' },
+    spec: {
+      serviceName: 'db',
+      selector: { matchLabels: { app: 'db' } },
+      template: { metadata: { labels: { app: 'db' } }, spec: { containers: [{ name: 'db', image: 'postgres:16', volumeMounts: [{ name: 'data', mountPath: '/var/lib/postgresql/data' }] }] } },
+      volumeClaimTemplates: [{
+        metadata: { name: 'data', labels: { app: 'db' } },
+        spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'standard', resources: { requests: { storage: '10Gi' } } }
+      }]
+    }
+  }
+  t.equal(theirs(statefulSet), undefined, 'valid for kubernetes-models')
+  t.same(validateManifest(statefulSet), [], 'and for the doctor')
+  const typo = structuredClone(statefulSet)
+  ;(typo.spec.volumeClaimTemplates[0] as Manifest).spec = { accesModes: ['ReadWriteOnce'] }
+  t.match(validateManifest(typo), [{ path: ['spec', 'volumeClaimTemplates', 0, 'spec', 'accesModes'], message: /unknown field \(did you mean accessModes\?\)/ }])
 })

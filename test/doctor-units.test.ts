@@ -12,6 +12,7 @@ import { describeImage, hasExecutable } from '../doctor/images.js'
 import { selects } from '../doctor/labels.js'
 import { int, list, scaled, str } from '../doctor/values.js'
 import { isWorkload } from '../doctor/workload-rules.js'
+import { formatHuman } from '../doctor/report.js'
 
 const parse = (text: string) => parseDockerfile(text, 'Dockerfile', '/nowhere/Dockerfile')
 const rules = (text: string) => checkDockerfile(parse(text)).map((f) => `${f.line} ${f.rule} ${f.severity}`)
@@ -165,8 +166,11 @@ t.test('values', async (t) => {
 
 t.test('workload rules: variants', async (t) => {
   t.same(found(doctorOn(t, { 'k8s/a.yaml': deployment() })), [], 'the base case is clean')
-  t.same(found(doctorOn(t, { 'k8s/a.yaml': deployment({ readinessProbe: { tcpSocket: { port: 3000 }, periodSeconds: 1, failureThreshold: 2 } }) })),
-    ['readiness-path error: Deployment/web: container web\'s readiness probe is not an httpGet probe, not the plugin\'s /readyz'])
+  const tcp = doctorOn(t, { 'k8s/a.yaml': deployment({ readinessProbe: { tcpSocket: { port: 3000 }, periodSeconds: 10, failureThreshold: 3 } }) })
+  t.same(found(tcp), [], 'a tcpSocket probe: the HTTP readiness rules do not apply')
+  t.match(tcp.notes, [{ message: /container web's readiness probe is tcpSocket, so the rules for the plugin's HTTP readiness route \(readiness-path, readiness-slow\) do not apply; a TCP probe succeeds as long as the port is open/ }])
+  t.same(found(doctorOn(t, { 'k8s/a.yaml': deployment({ readinessProbe: { httpGet: { port: 3000 }, periodSeconds: 1, failureThreshold: 2 } }) })),
+    ['readiness-path error: Deployment/web: container web\'s readiness probe asks / (no path given) instead of the plugin\'s /readyz'])
   t.same(found(doctorOn(t, { 'k8s/a.yaml': deployment({ lifecycle: { preStop: { sleep: { seconds: 10 } } } }) })),
     ['grace-period error: Deployment/web: terminationGracePeriodSeconds 40 is less than the 48 s the shutdown needs: preStop sleep 10000 ms + drain 5000 ms (plugin default) + timeout 30000 ms (plugin default) + 1000 ms hard deadline + 2000 ms slack'])
   t.match(doctorOn(t, { 'k8s/a.yaml': deployment({ lifecycle: { preStop: { exec: { command: ['sh', '-c', 'sleep 3 && kill -HUP 1'] } } } }) }).workloads, [{ preStop: 3000, neededSeconds: 41 }])
@@ -181,12 +185,13 @@ t.test('workload rules: variants', async (t) => {
 
 t.test('workload rules: documents with schema errors are still checked, defensively', async (t) => {
   const broken = JSON.stringify({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'db' }, spec: { template: { spec: { containers: ['web', { image: 7 }] } } } })
-  const report = doctorOn(t, { 'k8s/a.yaml': broken })
+  const report = doctorOn(t, { 'k8s/a.yaml': broken }, { allContainers: true })
   t.ok(found(report).includes('schema error: spec.template.spec.containers[0]: expected an object, got "web"'))
   t.ok(found(report).includes('readiness-missing error: StatefulSet/db: container 0 has no readinessProbe'), 'a container that is not an object is still judged')
   t.ok(found(report).includes('prestop-missing warning: StatefulSet/db: container 1 has no preStop hook'), 'a container without a name is named by index')
   t.notOk(report.findings.some((f) => f.rule.startsWith('rollout')), 'rollout rules are for Deployments')
-  t.match(found(doctorOn(t, { 'k8s/a.yaml': 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\n' })), [/^grace-period error/, /^pdb-missing warning/], 'no spec at all')
+  t.match(found(doctorOn(t, { 'k8s/a.yaml': 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\n' })), [/^grace-period error/, /^single-replica warning/], 'no spec at all')
+  t.same(found(doctorOn(t, { 'k8s/a.yaml': broken })).filter((f) => !f.startsWith('schema')), [], 'without --all-containers: containers without a Node image are not judged')
 })
 
 t.test('users: the Dockerfile\'s USER against the pod\'s securityContext', async (t) => {
@@ -195,7 +200,7 @@ t.test('users: the Dockerfile\'s USER against the pod\'s securityContext', async
   t.match(withUser('USER 0:0\n'), [/^run-as-root error: .* runs as root: USER 0:0 \(Dockerfile:2\)/])
   t.same(withUser('USER 1000\n'), [])
   t.same(withUser('USER node\n'), [], 'a named user without runAsNonRoot is accepted by the kubelet')
-  t.same(withUser('USER ${UID}\n'), ['run-as-root warning: Deployment/web: container web may run as root: nothing says which user the image runs as, and the pod sets neither runAsNonRoot nor runAsUser'])
+  t.same(withUser('USER ${UID}\n'), ['run-as-root warning: Deployment/web: container web may run as root: the doctor does not know the image\'s user, and the pod sets neither runAsNonRoot nor runAsUser'])
   t.same(withUser('USER ${UID}\n', { securityContext: { runAsNonRoot: true } }), [], 'runAsNonRoot: the kubelet checks')
   const refused = doctorOn(t, { Dockerfile: 'FROM node:22-slim\nCMD ["node", "a.js"]\n', 'k8s/a.yaml': deployment({ image: 'web:1' }, { securityContext: { runAsNonRoot: true } }) })
   t.match(refused.findings, [{ rule: 'run-as-root', impact: /^with runAsNonRoot: true the kubelet refuses to start it/ }])
@@ -209,8 +214,10 @@ t.test('users: the Dockerfile\'s USER against the pod\'s securityContext', async
 t.test('rollout and budget variants', async (t) => {
   const rollout = (spec: Record<string, unknown>) => found(doctorOn(t, { 'k8s/a.yaml': deployment({}, {}, spec) }))
   t.same(rollout({ strategy: { rollingUpdate: { maxSurge: 0, maxUnavailable: '10%' } } }), [], 'both round to 0: the controller allows one unavailable pod')
-  t.same(rollout({ replicas: 1, strategy: { rollingUpdate: { maxSurge: '0%', maxUnavailable: '10%' } } }),
-    ['rollout-zero-capacity error: Deployment/web: maxUnavailable 10% is not less than replicas (1): every pod may go down at once'])
+  t.same(rollout({ replicas: 1, strategy: { rollingUpdate: { maxSurge: '0%', maxUnavailable: '10%' } } }), [
+    'single-replica warning: Deployment/web: runs a single replica',
+    'rollout-zero-capacity error: Deployment/web: maxUnavailable 10% is not less than replicas (1): every pod may go down at once'
+  ])
   t.same(rollout({ strategy: { rollingUpdate: { maxUnavailable: 'some' } } }), [], 'a value that is not a number or percentage is the schema\'s business')
   t.same(rollout({ replicas: 0, strategy: { rollingUpdate: { maxUnavailable: 1 } } }), [], 'scaled to zero')
 
@@ -219,7 +226,7 @@ t.test('rollout and budget variants', async (t) => {
   }))
   t.same(budget({ spec: { maxUnavailable: 0, selector: {} } }), ['pdb-blocks-eviction warning: PodDisruptionBudget/web allows no eviction of Deployment/web (maxUnavailable: 0, replicas: 3)'])
   t.match(doctorOn(t, { 'k8s/a.yaml': deployment({}, {}, { replicas: 1 }).replace('"maxUnavailable":1', '"minAvailable":1') }).findings,
-    [{ rule: 'pdb-blocks-eviction', fix: 'run at least 2 replicas, with maxUnavailable: 1' }])
+    [{ rule: 'single-replica' }, { rule: 'pdb-blocks-eviction', fix: 'run at least 2 replicas, with maxUnavailable: 1' }])
   t.same(budget({ spec: { minAvailable: 2, selector: {} } }), [], 'minAvailable 2 of 3 leaves one')
   t.same(budget({ spec: { selector: {} } }), [], 'neither field: nothing to judge')
   t.match(budget({}), [/^pdb-missing warning/], 'a budget without spec selects nothing')
@@ -238,4 +245,132 @@ t.test('paths shown as the user typed them', async (t) => {
   t.same(report.checked, ['Dockerfile'])
   t.throws(() => doctorOn(t, {}, { dockerfile: '.' }), { name: 'InputError', message: 'cannot read .: it is a directory' })
   t.throws(() => doctorOn(t, {}, { dockerfile: '/' }), { message: 'cannot read /: it is a directory' }, 'outside the working directory: absolute')
+})
+
+/** A Deployment document of one container, for the cases below. */
+function workload (name: string, container: Record<string, unknown>, spec: Record<string, unknown> = {}, pod: Record<string, unknown> = {}, apiVersion = 'apps/v1') {
+  return JSON.stringify({
+    apiVersion,
+    kind: 'Deployment',
+    metadata: { name },
+    spec: {
+      replicas: 3,
+      selector: { matchLabels: { app: name } },
+      ...spec,
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          terminationGracePeriodSeconds: 40,
+          securityContext: { runAsNonRoot: true, runAsUser: 1000 },
+          ...pod,
+          containers: [{
+            name,
+            lifecycle: { preStop: { exec: { command: ['sh', '-c', 'kill -HUP 1'] } } },
+            readinessProbe: { httpGet: { path: '/readyz', port: 3000 }, periodSeconds: 1, failureThreshold: 2 },
+            ...container
+          }]
+        }
+      }
+    }
+  }) + '\n---\n' + JSON.stringify({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name }, spec: { maxUnavailable: 1, selector: { matchLabels: { app: name } } } }) + '\n'
+}
+const rulesOf = (report: { findings: Array<{ rule: string, severity: string }> }) => report.findings.map((f) => `${f.rule} ${f.severity}`)
+
+t.test('input that is not what the flag says', async (t) => {
+  t.throws(() => doctorOn(t, { Dockerfile: 'apiVersion: apps/v1\nkind: Deployment\n' }), { name: 'InputError', message: 'Dockerfile is not a Dockerfile: it has no FROM instruction (it reads as a Kubernetes manifest: pass it with --k8s)' })
+  t.throws(() => doctorOn(t, { Dockerfile: '# nothing yet\n' }), { message: 'Dockerfile is not a Dockerfile: it has no FROM instruction' })
+  const stages = 'FROM node:22 AS build\nRUN npm ci\nFROM node:22-slim AS runtime\nUSER 1000\nCMD ["node", "a.js"]\n'
+  t.throws(() => doctorOn(t, { Dockerfile: stages }, { target: 'prod' }), { message: '--target prod: Dockerfile has no stage named so (its stages: build, runtime)' })
+  t.throws(() => doctorOn(t, { Dockerfile: 'FROM node:22\nFROM node:22-slim\n' }, { target: 'prod' }), { message: '--target prod: Dockerfile has no stage named so (its stages have no names)' })
+  const build = doctorOn(t, { Dockerfile: stages }, { target: 'build' })
+  t.match(build.notes, [{ message: 'judged stage build, as --target asks' }])
+  t.match(build.findings, [{ rule: 'run-as-root', message: 'stage build (--target) sets no USER, so the container runs as the user of node:22, root', fix: /^USER 1000:1000 in stage build \(--target\)/ }])
+  t.throws(() => doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22' }) }, { workload: 'api' }), { message: '--workload api: no such Deployment or StatefulSet (found: Deployment/web)' })
+  t.throws(() => doctorOn(t, { 'k8s/a.yaml': 'apiVersion: v1\nkind: Service\nmetadata: { name: web }\n' }, { workload: 'api' }), { message: '--workload api: no such Deployment or StatefulSet (found: none)' })
+})
+
+t.test('scope: --workload, --image, --all-containers, and what counts as a Node container', async (t) => {
+  const two = { 'k8s/a.yaml': workload('web', { image: 'node:22' }) + '---\n' + workload('worker', { image: 'node:22', readinessProbe: undefined }) }
+  const only = doctorOn(t, two, { workload: 'Deployment/web' })
+  t.same(rulesOf(only), [])
+  t.match(only.notJudged, [{ workload: 'Deployment/worker', container: '', reason: 'not Deployment/web (--workload)' }])
+  t.same(rulesOf(doctorOn(t, two, { workload: 'worker' })), ['readiness-missing error'])
+
+  const images = (image: string, extra: Record<string, unknown> = {}) => workload(image.split(/[/:]/).at(-2) as string, { image, ...extra }, {}, { securityContext: {} })
+  const files = { Dockerfile: 'FROM node:22-slim\nCMD ["node", "a.js"]\n', 'k8s/a.yaml': images('registry.example.com/shop/cart:1') + '---\n' + images('registry.example.com/shop/pay:1') }
+  t.match(doctorOn(t, files).notJudged, [{ container: 'cart', reason: 'not built from the Dockerfile, not known to run Node' }, { container: 'pay' }], 'two unknown images: neither is taken for the Dockerfile\'s')
+  t.match(doctorOn(t, files, { image: 'pay' }), { notJudged: [{ container: 'cart' }], findings: [{ rule: 'run-as-root', message: /container pay runs as root: Dockerfile sets no USER/ }] }, '--image names it')
+  t.match(doctorOn(t, files, { allContainers: true }).findings, [{ message: /container cart may run as root/ }, { message: /container pay may run as root/ }], '--all-containers judges both, without the Dockerfile')
+  t.same(doctorOn(t, { ...files, 'package.json': '{ "name": "@shop/pay" }' }).notJudged.map((c) => c.container), ['cart'], 'package.json names the image')
+  t.same(doctorOn(t, { ...files, 'package.json': '{ broken' }).notJudged.length, 2, 'a package.json that does not parse names nothing')
+  t.same(doctorOn(t, { 'k8s/a.yaml': images('registry.example.com/x:1', { env: [{ name: 'NODE_ENV', value: 'production' }] }) + '---\n' + images('registry.example.com/y:1') }).notJudged.map((c) => c.container), ['y'], 'NODE_ENV marks a Node container')
+  t.same(doctorOn(t, { 'k8s/a.yaml': images('ghcr.io/acme/node-api:3') + '---\n' + images('ghcr.io/acme/go-api:3') }).notJudged.map((c) => c.container), ['go-api'], 'node in the image name')
+
+  const sidecars = doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22' }, {}, { initContainers: [{ name: 'migrate', image: 'node:22', command: ['node', 'migrate.js'] }, { image: 'envoyproxy/envoy:v1.32', restartPolicy: 'Always' }] }) })
+  t.match(sidecars.notJudged, [{ container: '1', image: 'envoyproxy/envoy:v1.32', reason: 'a sidecar' }], 'a native sidecar without a name; an ordinary init container is not listed')
+  const odd = doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22' }, {}, { initContainers: ['text', { name: 'agent', restartPolicy: 'Always' }] }) })
+  t.match(odd.notJudged, [{ container: 'agent', image: '', reason: 'a sidecar' }], 'init containers that are not objects, a sidecar without an image')
+})
+
+t.test('report: the not-judged line', async (t) => {
+  const notJudged = [{ file: 'k8s/a.yaml', line: 1, workload: 'Deployment/worker', container: '', image: '', reason: 'not web (--workload)' }]
+  const human = formatHuman({ checked: ['k8s/a.yaml'], skipped: [], notes: [], workloads: [], findings: [], errors: 0, warnings: 0, notJudged }, false)
+  t.match(human, /^not judged \(not web \(--workload\)\): Deployment\/worker$/m, 'no --all-containers hint when only workloads are left out')
+  notJudged.push({ file: 'k8s/a.yaml', line: 9, workload: 'Deployment/web', container: 'agent', image: '', reason: 'a sidecar' })
+  t.match(formatHuman({ checked: ['k8s/a.yaml'], skipped: [], notes: [], workloads: [], findings: [], errors: 0, warnings: 0, notJudged }, false),
+    /^not judged \(not web \(--workload\); a sidecar\): Deployment\/worker, Deployment\/web agent; --all-containers judges them$/m, 'a container without an image')
+})
+
+t.test('replicas, autoscalers, volumes and strategies', async (t) => {
+  const hpa = (min?: number) => '---\n' + JSON.stringify({ apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'web' }, spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web' }, minReplicas: min, maxReplicas: 10 } }) + '\n'
+  t.same(rulesOf(doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22' }, { replicas: undefined }) + hpa(3) })), [], 'the autoscaler\'s minReplicas counts')
+  t.same(rulesOf(doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22' }, { replicas: 5 }) + hpa() })), ['single-replica warning'], 'minReplicas defaults to 1')
+
+  const claim = (name: string, modes: string[]) => '---\n' + JSON.stringify({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name }, spec: { accessModes: modes, resources: { requests: { storage: '1Gi' } } } }) + '\n'
+  const mounting = (strategy: Record<string, unknown>, claims = '') => doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22' }, { strategy }, { volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'data' } }, { name: 'tmp', emptyDir: {} }] }) + claims })
+  const recreate = mounting({ type: 'Recreate' })
+  t.same(rulesOf(recreate), [])
+  t.match(recreate.notes, [{ message: /volume claim data \(not among the files read: taken for ReadWriteOnce, the usual default\)/ }])
+  t.same(rulesOf(mounting({ type: 'Recreate' }, claim('data', ['ReadWriteMany']))), ['rollout-zero-capacity error'], 'a ReadWriteMany claim does not need Recreate')
+  t.match(mounting({}).findings, [{ rule: 'rollout-rwo-surge', severity: 'warning', line: 1 }], 'the default surge and a claim not read: a warning on the strategy')
+  t.match(mounting({ rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }, claim('data', ['ReadWriteOncePod'])).findings, [{ rule: 'rollout-rwo-surge', severity: 'error', impact: /stays Pending/ }])
+  t.same(rulesOf(mounting({ rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } }, claim('data', ['ReadWriteOnce']))), [], 'no surge: the old pod goes first')
+})
+
+t.test('removed apiVersions', async (t) => {
+  const legacy = doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22' }, {}, {}, 'apps/v1beta2') })
+  t.match(legacy.findings, [{ rule: 'api-removed', message: 'apps/v1beta2 Deployment is no longer served: Kubernetes 1.16 removed it', fix: 'apiVersion: apps/v1 (which also requires spec.selector)' }])
+  t.match(legacy.workloads, [{ name: 'web' }], 'and judged as apps/v1')
+  const others = doctorOn(t, { 'k8s/a.yaml': 'apiVersion: policy/v1beta1\nkind: PodSecurityPolicy\nmetadata: { name: restricted }\n---\napiVersion: rbac.authorization.k8s.io/v1beta1\nkind: ClusterRole\nmetadata: { name: reader }\n---\napiVersion: networking.k8s.io/v1beta1\nkind: Ingress\nmetadata: { name: web }\n' })
+  t.same(others.findings.map((f) => f.fix), [
+    'remove the PodSecurityPolicy: no API replaces it (Pod Security Admission replaces PodSecurityPolicy)',
+    'apiVersion: rbac.authorization.k8s.io/v1',
+    'apiVersion: networking.k8s.io/v1'
+  ])
+  t.same(others.skipped, [], 'a removed kind is reported, not listed as unchecked')
+})
+
+t.test('the Dockerfile\'s start, the manifest\'s command, and the user', async (t) => {
+  const entry = 'FROM node:22-slim\nCOPY entrypoint.sh /\nENTRYPOINT ["/entrypoint.sh"]\nCMD ["node", "a.js"]\n'
+  const script = '#!/bin/sh\nexec su-exec node "$@"\n'
+  t.same(rulesOf(doctorOn(t, { Dockerfile: entry, 'entrypoint.sh': script })), [], 'no manifest: the entrypoint drops privileges')
+  t.same(rulesOf(doctorOn(t, { Dockerfile: entry })), ['run-as-root warning', 'cmd-wrapper warning'], 'the script is not given: may run as root')
+  t.match(doctorOn(t, { Dockerfile: entry }).findings[0], { message: 'the final stage sets no USER, so the container runs as the user of node:22-slim, root unless /entrypoint.sh, which the doctor could not read, drops privileges' })
+  t.match(doctorOn(t, { Dockerfile: 'FROM registry.example.com/base:1\nCMD ["node", "a.js"]\n' }).findings, [{ severity: 'warning', message: 'the final stage sets no USER, so the container runs as the user of registry.example.com/base:1, which the doctor does not know' }])
+  t.same(rulesOf(doctorOn(t, { Dockerfile: 'FROM node:22-slim\nCOPY docker-entrypoint.sh /usr/local/bin/\nENTRYPOINT ["docker-entrypoint.sh"]\nCMD ["node", "a.js"]\n' })), ['run-as-root warning', 'cmd-wrapper warning'], 'a docker-entrypoint.sh of its own: not the node image\'s')
+  t.same(rulesOf(doctorOn(t, { Dockerfile: 'FROM node:22-slim\nENTRYPOINT ["docker-entrypoint.sh"]\nCMD ["node", "a.js"]\n' })), ['run-as-root error'], 'the node image\'s own docker-entrypoint.sh')
+
+  const pod = (container: Record<string, unknown>) => ({ Dockerfile: 'FROM node:22-slim\nUSER 1000\nENTRYPOINT ["tini", "--"]\nCMD ["npm", "start"]\n', 'k8s/a.yaml': workload('web', { image: 'web:1', ...container }) })
+  t.match(doctorOn(t, pod({ args: ['node', 'a.js'] })), { findings: [{ rule: 'cmd-wrapper', file: 'Dockerfile' }] }, 'args after the Dockerfile\'s ENTRYPOINT: the Dockerfile\'s own CMD is still judged')
+  t.match(doctorOn(t, pod({ args: ['npm', 'run', 'serve'] })).findings, [{ file: 'Dockerfile' }, { rule: 'cmd-wrapper', file: 'k8s/a.yaml', message: /^Deployment\/web, container web: args: \["npm", "run", "serve"\] makes npm the main process/ }])
+  const noEntry = { Dockerfile: 'FROM node:22-slim\nUSER 1000\nCMD ["npm", "start"]\n', 'k8s/a.yaml': workload('web', { image: 'web:1', args: ['node', 'a.js'] }) }
+  t.match(doctorOn(t, noEntry), { findings: [], notes: [{ file: 'Dockerfile', message: /^cmd-wrapper not reported: every container built from Dockerfile replaces its start command/ }] }, 'args without an ENTRYPOINT replace CMD')
+  t.same(rulesOf(doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 7, command: ['node', 'a.js'] }) })), ['schema error'], 'an image that is not a string')
+  t.same(rulesOf(doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22-alpine', command: ['docker-entrypoint.sh', 'node', 'a.js'] }) })), [], 'the node image\'s own entrypoint script, named in command')
+  t.match(doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22-alpine', command: ['./start.sh'] }) }).findings, [{ rule: 'cmd-wrapper', severity: 'warning', message: /runs the script \.\/start\.sh, which the doctor could not read/ }], 'a script in an image the doctor has no Dockerfile of')
+  const dev = doctorOn(t, { Dockerfile: 'FROM node:22-slim\nRUN npm ci\nUSER 1000\nCMD ["node", "a.js"]\n', 'package.json': '{ "devDependencies": { "a": "1", "b": "1", "c": "1", "d": "1" } }' })
+  t.match(dev.findings, [{ rule: 'dev-dependencies', message: 'the devDependencies of package.json (4: a, b, c, …) reach the image by npm ci' }])
+  t.same(rulesOf(doctorOn(t, { Dockerfile: 'FROM node:22-slim\nRUN npm ci\nUSER 1000\nCMD ["node", "a.js"]\n', 'package.json': '{ broken' })), [], 'a package.json that does not parse: not judged')
+  const nested = doctorOn(t, { 'docker/api/Dockerfile': 'FROM node:22-slim\nRUN npm ci\nUSER 1000\nCMD ["node", "a.js"]\n', 'package.json': '{ "devDependencies": { "tap": "21" } }' }, { dockerfile: 'docker/api/Dockerfile' })
+  t.match(nested.findings, [{ rule: 'dev-dependencies', message: /^the devDependencies of package.json \(1: tap\)/ }], 'the build context\'s package.json')
 })

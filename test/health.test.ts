@@ -55,12 +55,14 @@ t.test('readiness checks: 503 names each failed check and why', async t => {
 })
 
 t.test('a drain that starts while checks run wins', async t => {
+  let checking = (): void => {}
+  const checkStarted = new Promise<void>(resolve => { checking = resolve })
   const { app, url } = await build(t, {
     drainDelay: 300,
-    readinessChecks: [{ name: 'slow', check: () => sleep(100) }]
+    readinessChecks: [{ name: 'slow', check: () => { checking(); return sleep(100) } }]
   })
   const probe = get(`${url}/readyz`)
-  await sleep(20)
+  await checkStarted
   const shutdown = app.graceful.shutdown()
   t.same(await probe, { status: 503, body: { status: 'not ready', state: 'draining', failed: [] } })
   await shutdown

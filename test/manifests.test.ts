@@ -182,6 +182,8 @@ t.test('the Dockerfile checks catch the mistakes they are for', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dockerfile-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   copyFileSync(join(repo, 'Dockerfile'), join(dir, 'Dockerfile'))
+  // The build context's package.json: the doctor reads its devDependencies.
+  copyFileSync(join(repo, 'package.json'), join(dir, 'package.json'))
   const original = readFileSync(join(dir, 'Dockerfile'), 'utf8')
   const variants: Array<[string, string, string]> = [
     ['CMD ["node", "dist/service/main.js"]', 'CMD node dist/service/main.js', 'cmd-shell-form'],

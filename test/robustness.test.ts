@@ -1,6 +1,7 @@
 // The app shapes users have (issue 10): re-entrant shutdowns, fastify.close() during a drain, encapsulated
 // registration, misuse, many tasks on one signal, auth hooks in front of everything.
-import { Writable } from 'node:stream'
+import { connect } from 'node:net'
+import { Writable, type Duplex } from 'node:stream'
 import { setTimeout as delay } from 'node:timers/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
@@ -197,4 +198,111 @@ t.test('pending(): an open WebSocket is a websocket with its route and request i
   const closed = new Promise(resolve => ws.once('close', resolve))
   t.equal((await app.graceful.shutdown()).exitCode, 0)
   t.equal(await closed, 1001)
+})
+
+t.test('an upgrade on a connection still open after the close phase is answered 503 and closed', async t => {
+  const { app } = logged(t)
+  await app.register(graceful, { ...quiet, drainDelay: 0 })
+  await app.register(websocket)
+  app.get('/ws', { websocket: true }, () => {})
+  app.get('/slow', async () => { await sleep(600); return { ok: true } })
+  const url = await listen(app)
+  const { port } = app.server.address() as { port: number }
+  const socket = connect({ host: '127.0.0.1', port })
+  await new Promise(resolve => socket.once('connect', resolve))
+  let received = ''
+  socket.on('data', d => { received += d.toString('latin1') })
+  const closed = new Promise(resolve => socket.once('close', resolve))
+  socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n')
+  await sleep(100)
+  const shutdown = app.graceful.shutdown()
+  await sleep(100)
+  t.equal(app.graceful.state, 'closing')
+  socket.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+  await closed
+  t.match(received, /HTTP\/1\.1 503 Service Unavailable/, 'refused with 503')
+  t.notMatch(received, /101 Switching Protocols/, 'never upgraded')
+  t.equal((await shutdown).exitCode, 0)
+  t.ok(url)
+})
+
+t.test('a WebSocket of a library that is not ws is counted unmanaged and can leave on closeSignal', async t => {
+  const { app, lines } = logged(t)
+  await app.register(graceful, { ...quiet, drainDelay: 0 })
+  app.server.on('upgrade', (_req, socket: Duplex) => {
+    // A hand-rolled upgrade: no ws object on the socket.
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
+    app.graceful.closeSignal.addEventListener('abort', () => socket.end(), { once: true })
+  })
+  await listen(app)
+  const { port } = app.server.address() as { port: number }
+  const socket = connect({ host: '127.0.0.1', port })
+  await new Promise(resolve => socket.once('connect', resolve))
+  socket.write('GET /custom HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
+  socket.resume()
+  await sleep(100)
+  t.match(app.graceful.pending(), [{ kind: 'websocket', name: 'GET /custom' }])
+  t.equal((await app.graceful.shutdown()).exitCode, 0, 'it left on closeSignal')
+  t.match(lines.find(l => l.msg === 'listener closed: waiting for requests and tasks'), { notified: { websockets: 0, websocketsUnmanaged: 1 } })
+  socket.destroy()
+})
+
+t.test('sseRetry: 0 ends streams without a retry line; a stream with no content type is a plain request', async t => {
+  const { app } = logged(t)
+  await app.register(graceful, { ...quiet, drainDelay: 0, sseRetry: 0 })
+  app.get('/events', (_request, reply) => {
+    reply.hijack()
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream' })
+    reply.raw.write('data: 1\n\n')
+  })
+  app.get('/bytes', (_request, reply) => {
+    reply.hijack()
+    reply.raw.writeHead(200, { 'x-kind': 'bytes' })
+    reply.raw.write('chunk')
+    app.graceful.closeSignal.addEventListener('abort', () => reply.raw.end(), { once: true })
+  })
+  app.get('/json-stream', (_request, reply) => {
+    reply.hijack()
+    reply.raw.setHeader('content-type', 'application/x-ndjson')
+    reply.raw.writeHead(200)
+    reply.raw.write('{}\n')
+    app.graceful.closeSignal.addEventListener('abort', () => reply.raw.end(), { once: true })
+  })
+  const url = await listen(app)
+  const sse = await request(`${url}/events`)
+  const bytes = await request(`${url}/bytes`)
+  const ndjson = await request(`${url}/json-stream`)
+  await sleep(50)
+  t.same(app.graceful.pending().map(p => p.kind).sort(), ['request', 'request', 'stream'])
+  const shutdown = app.graceful.shutdown()
+  t.equal(await sse.body.text(), 'data: 1\n\n', 'ended with nothing added')
+  t.equal(await bytes.body.text(), 'chunk')
+  t.equal(await ndjson.body.text(), '{}\n', 'other content types are left to closeSignal')
+  t.equal((await shutdown).exitCode, 0)
+})
+
+t.test('the server has more than one request listener: each gets every request but the probes', async t => {
+  const { app } = logged(t)
+  const seen: string[] = []
+  app.server.on('request', (req: { url: string }) => { seen.push(req.url) })
+  await app.register(graceful, quiet)
+  app.get('/hello', async () => ({ hello: 'world' }))
+  const url = await listen(app)
+  t.equal((await request(`${url}/hello`)).statusCode, 200)
+  t.equal((await request(`${url}/readyz`)).statusCode, 200)
+  t.same(seen, ['/hello'])
+})
+
+t.test('a readiness probe whose client left before the checks answered is dropped quietly', async t => {
+  const { app } = logged(t)
+  await app.register(graceful, { ...quiet, readinessChecks: [{ name: 'slow', check: () => sleep(200) }] })
+  const url = await listen(app)
+  const controller = new AbortController()
+  const gone = request(`${url}/readyz`, { signal: controller.signal }).catch((err: Error) => err.name)
+  await sleep(50)
+  controller.abort()
+  t.equal(await gone, 'AbortError')
+  await sleep(250)
+  t.equal((await request(`${url}/readyz`)).statusCode, 200, 'the next probe is answered')
 })

@@ -55,3 +55,20 @@ for (const cli of ['fastify-cli', 'fastify-cli-7']) {
     t.match(child.logs.find(msg('shutdown complete')), { exitCode: 0 })
   })
 }
+
+t.test("a server.ts with its own close-with-grace (fastify-cli's eject template): taken over, drains, exit 0", async t => {
+  const child = startChild(fixture('own-close-with-grace.ts'))
+  t.teardown(() => { child.proc.kill('SIGKILL') })
+  const port = await child.port
+  t.match(await child.waitForLog(l => typeof l.msg === 'string' && l.msg.includes('close-with-grace handler removed')),
+    { runner: 'close-with-grace', msg: /^another close-with-grace handler removed/ })
+  const slow = get(port, '/slow')
+  await child.waitForLog(l => l.msg === 'incoming request')
+  child.signal('SIGHUP')
+  await sleep(10)
+  child.signal('SIGTERM')
+  t.equal((await slow).status, 200)
+  const exit = await child.exited
+  t.equal(exit.code, 0)
+  t.notOk(child.logs.some(l => /killed by timeout|second/.test(String(l.msg))))
+})

@@ -196,20 +196,23 @@ t.test('no npm warning when node runs directly', async t => {
   t.notOk(child.logs.some(l => typeof l.msg === 'string' && l.msg.startsWith('started through npm')))
 })
 
-t.test('10 000 tasks pending at the deadline, stdout a pipe: the last lines arrive whole and bounded (10 runs)', async t => {
-  for (let run = 0; run < 10; run++) {
-    const child = startChild(fixture('many-tasks.ts'))
-    t.teardown(() => { child.proc.kill('SIGKILL') })
-    const exit = await child.exited
-    await new Promise(resolve => setTimeout(resolve, 50))
-    t.equal(exit.code, 1, `run ${run}: exit 1`)
-    const timeout = child.logs.find(msg('shutdown timeout: giving up on pending tasks'))
-    t.match(timeout, { pending: 10_000, byKind: { task: 10_000 }, byName: { 'job-0': 1429 } }, `run ${run}: the timeout line, whole`)
-    t.equal((timeout?.tasks as unknown[] | undefined)?.length, 100, `run ${run}: it lists the 100 oldest`)
-    t.match(child.logs.at(-1), { msg: 'shutdown complete', exitCode: 1 }, `run ${run}: the final line is last and whole`)
-    t.notOk(child.logs.some(l => l.level === undefined), `run ${run}: no cut line`)
-  }
-})
+for (const [destination, runs] of [['the default destination', 10], ['a transport (pino/file in a worker)', 3]] as const) {
+  t.test(`10 000 tasks pending at the deadline, stdout a pipe, ${destination}: the last lines arrive whole and bounded (${runs} runs)`, async t => {
+    for (let run = 0; run < runs; run++) {
+      const child = startChild(fixture('many-tasks.ts'), runs === 3 ? ['transport'] : [])
+      t.teardown(() => { child.proc.kill('SIGKILL') })
+      const exit = await child.exited
+      await new Promise(resolve => setTimeout(resolve, 50))
+      t.equal(exit.code, 1, `run ${run}: exit 1`)
+      const timeout = child.logs.find(msg('shutdown timeout: giving up on pending tasks'))
+      t.match(timeout, { pending: 10_000, byKind: { task: 10_000 }, byName: { 'job-0': 1429 } }, `run ${run}: the timeout line, whole`)
+      t.equal((timeout?.tasks as unknown[] | undefined)?.length, 100, `run ${run}: it lists the 100 oldest`)
+      t.match(child.logs.at(-1), { msg: 'shutdown complete', exitCode: 1 }, `run ${run}: the final line is last and whole`,
+        { lastLines: child.logs.slice(-3).map(l => `${String(l.msg)} @${String(l.time)}`), stderr: child.stderr().slice(-2000) })
+      t.notOk(child.logs.some(l => l.level === undefined), `run ${run}: no cut line`)
+    }
+  })
+}
 
 for (const [variant, code] of [['clean', 0], ['stuck', 1]] as const) {
   t.test(`exit: false with signals: a signal after the shutdown exits with its exit code (${code})`, async t => {
@@ -225,3 +228,35 @@ for (const [variant, code] of [['clean', 0], ['stuck', 1]] as const) {
     t.match(child.logs.find(msg('signal received after the shutdown finished: exiting with its exit code')), { signal: 'SIGTERM', exitCode: code })
   })
 }
+
+t.test('the app shapes of issue 10 in one process: child context, auth hook, re-entrant shutdown and close(), many timers', async t => {
+  const child = startChild(fixture('app-shapes.ts'))
+  t.teardown(() => { child.proc.kill('SIGKILL') })
+  const port = await child.port
+  t.equal((await get(port, '/slow?ms=1')).status, 401, 'the app wants a token')
+  t.equal((await get(port, '/readyz')).status, 200, 'the probes do not')
+  const inFlight = request(`http://127.0.0.1:${port}/slow?ms=1500`, { headers: { authorization: 'Bearer secret' }, reset: true })
+  await child.waitForLog(l => l.msg === 'incoming request' && (l.req as { url: string }).url === '/slow?ms=1500')
+  const at = performance.now()
+  child.signal('SIGHUP')
+  await new Promise(resolve => setTimeout(resolve, 10))
+  child.signal('SIGTERM')
+  await child.waitForLog(msg('fastify.close() called during the shutdown: it resolves when the shutdown has closed'))
+  t.equal((await get(port, '/readyz')).status, 503, 'readiness 503 after the app called close() during the drain')
+  t.equal((await get(port, '/livez')).status, 200, 'liveness 200')
+  const during = await request(`http://127.0.0.1:${port}/slow?ms=1`, { headers: { authorization: 'Bearer secret' }, reset: true })
+  t.equal(during.statusCode, 200, 'a root route is still served during the drain, not 503, not refused')
+  t.equal(during.headers.connection, 'close')
+  await during.body.dump()
+  t.equal((await inFlight).statusCode, 200, 'the request in flight finished')
+  const exit = await child.exited
+  t.equal(exit.code, 0, 'exit 0')
+  t.ok(exit.at - at >= 1400, `the consumer was waited for (${Math.round(exit.at - at)} ms)`)
+  const lines = phases(child)
+  t.equal(lines.filter(m => m === 'graceful shutdown started').length, 1, 'one shutdown')
+  t.match(child.logs.find(msg('app: consumer stopping')), { state: 'draining' })
+  t.ok(lines.includes('fastify.close() called during the shutdown: it resolves when the shutdown has closed'))
+  t.ok(lines.indexOf('app: consumer stopped') < lines.indexOf('app: onClose ran'), 'onClose ran after the last task')
+  t.ok(lines.indexOf('app: onClose ran') < lines.indexOf('app: close() resolved'), "the app's close() resolved after onClose")
+  t.notOk(child.stderr().includes('MaxListeners'), 'no MaxListenersExceededWarning for 50 timers')
+})

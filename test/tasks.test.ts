@@ -1,6 +1,9 @@
 import t from 'tap'
 import { request } from 'undici'
+import type { FastifyBaseLogger } from 'fastify'
 import { GracefulError } from '../plugin/index.js'
+import { flushLog, flushLogSync } from '../plugin/signals.js'
+import { TaskTracker, type RawResponse } from '../plugin/tasks.js'
 import { build, sleep } from './helpers/app.js'
 
 t.test('task(): done is idempotent; pending() says what, since when, for which request', async t => {
@@ -98,4 +101,27 @@ t.test('tasks started during the wait are waited for', async t => {
   t.equal(app.graceful.state, 'closing', 'still waiting for the second task')
   second()
   t.equal((await shutdown).exitCode, 0)
+})
+
+t.test('releasing a response that is not tracked does nothing', async t => {
+  const tracker = new TaskTracker()
+  tracker.releaseResponse({} as RawResponse)
+  t.equal(tracker.size, 0)
+})
+
+// Stand-in loggers: the failures they model (a destination already closed, a full pipe) cannot be produced
+// on demand with a real pino destination; the real path is tested by the 10 000-task pipe test.
+t.test('log flushing copes with loggers that cannot flush', async t => {
+  await flushLog({} as FastifyBaseLogger)
+  const key = Symbol('pino.stream')
+  const stuck = { [key]: { _writing: true, flushSync: () => { t.fail('no flushSync while writing') } } } as unknown as FastifyBaseLogger
+  const at = performance.now()
+  await flushLog(stuck, 50)
+  t.ok(performance.now() - at >= 40, 'a write that never ends is waited for only so long')
+  const broken = { [key]: { flushSync: () => { throw new Error('EAGAIN') } } } as unknown as FastifyBaseLogger
+  flushLogSync(broken)
+  let flushed = false
+  const done = { [key]: { _writing: false, flushSync: () => { flushed = true } } } as unknown as FastifyBaseLogger
+  await flushLog(done)
+  t.ok(flushed, 'what is left is written once no write is under way')
 })

@@ -38,10 +38,11 @@ function parse (text: string): Line {
  * Runs `node <entry>` from the repository root with a clean environment plus `env` (PORT and HOST set),
  * and resolves once a line says it listens: pino's "Server listening at" or the bench servers' "listening".
  */
-export async function startNode (entry: string, env: Record<string, string> = {}, args: string[] = [], cpus?: string): Promise<Child> {
+export async function startNode (entry: string, env: Record<string, string> = {}, args: string[] = [], cpus?: string, wrapper: string[] = [], readyTimeoutMs = 20_000): Promise<Child> {
   const port = await freePort()
-  // `cpus`: run under taskset, on those CPUs only.
-  const [cmd, argv] = cpus === undefined ? [process.execPath, [...args, entry]] : ['taskset', ['-c', cpus, process.execPath, ...args, entry]]
+  // `cpus`: run under taskset, on those CPUs only. `wrapper`: a command that runs node (valgrind and its options).
+  const node = [...wrapper, process.execPath, ...args, entry]
+  const [cmd, argv] = cpus === undefined ? [node[0] as string, node.slice(1)] : ['taskset', ['-c', cpus, ...node]]
   const child = spawn(cmd, argv, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOST: '127.0.0.1', ...env, PORT: String(port) },
@@ -88,7 +89,7 @@ export async function startNode (entry: string, env: Record<string, string> = {}
     }
   }
   try {
-    await waitFor(l => l.msg === 'listening' || (typeof l.msg === 'string' && l.msg.startsWith('Server listening at')))
+    await waitFor(l => l.msg === 'listening' || (typeof l.msg === 'string' && l.msg.startsWith('Server listening at')), readyTimeoutMs)
   } catch (err) {
     await c.kill()
     throw err

@@ -6,8 +6,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
 import graceful from '../../plugin/index.js'
 import { ALTERNATIVES } from './alternatives.js'
+import { CANDIDATES } from './candidates.js'
 
-export const VARIANTS = ['bare', 'bare-2', 'graceful', 'under-pressure', 'terminus', 'lightship', ...Object.keys(ALTERNATIVES)] as const
+const PLUGINS = { ...ALTERNATIVES, ...CANDIDATES }
+export const VARIANTS = ['bare', 'bare-2', 'graceful', 'cwg', 'under-pressure', 'terminus', 'lightship', ...Object.keys(PLUGINS)] as const
 
 const variant = process.env.VARIANT ?? 'bare'
 const port = Number(process.env.PORT ?? 0)
@@ -22,14 +24,23 @@ switch (variant) {
     // The defaults: signals handled, close-with-grace wired for the exit.
     await app.register(graceful, { drainDelay: 5000, timeout: 30_000 })
     break
+  case 'cwg': {
+    // close-with-grace as bench/servers/peer.ts wires it (fastify-cli's generated server): app.close() on a signal.
+    const { default: closeWithGrace } = await import('close-with-grace')
+    closeWithGrace({ delay: 36_000 }, async () => { await app.close() })
+    break
+  }
   case 'under-pressure': {
     const { default: underPressure } = await import('@fastify/under-pressure')
-    // As its README shows it: every check on, so its onRequest hook compares all of them.
+    // As its README shows it: every check on, so its onRequest hook compares all of them. Under callgrind
+    // (UNDER_PRESSURE_LIMITS=unreachable) the event loop is always busy and ~50× slow, so the delay and
+    // utilisation limits are set where they cannot trip: the checks still run, and every answer is a 200.
+    const unreachable = process.env.UNDER_PRESSURE_LIMITS === 'unreachable'
     await app.register(underPressure, {
-      maxEventLoopDelay: 1000,
+      maxEventLoopDelay: unreachable ? 3_600_000 : 1000,
       maxHeapUsedBytes: 1_000_000_000,
       maxRssBytes: 1_500_000_000,
-      maxEventLoopUtilization: 0.98,
+      maxEventLoopUtilization: unreachable ? 1 : 0.98,
       exposeStatusRoute: '/readyz'
     })
     break
@@ -56,7 +67,7 @@ switch (variant) {
     break
   }
   default: {
-    const alternative = ALTERNATIVES[variant]
+    const alternative = PLUGINS[variant]
     if (alternative === undefined) throw new Error(`VARIANT must be one of ${VARIANTS.join(', ')}, got ${JSON.stringify(variant)}`)
     await app.register(alternative)
   }

@@ -5,20 +5,24 @@
 //   - the kubelet's prober: startup, then readiness probes with the manifest's path, period, timeout and
 //     thresholds;
 //   - the endpoint controller: a pod is an endpoint while ready and not terminating; a deleted pod leaves at
-//     once, and the proxy (kube-proxy / ingress) learns of every change only after a propagation delay;
+//     once, and the front doors (real nginx, HAProxy and kube-proxy's iptables rules, frontdoors.ts) learn of
+//     every change only after a propagation delay;
 //   - the kubelet's stop: preStop hook, then SIGTERM, then SIGKILL when terminationGracePeriodSeconds,
 //     counted from the start of preStop, runs out (a hook still running then gets a one-off 2 s).
 // @see https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination
 // @see https://kubernetes.io/docs/concepts/containers/container-lifecycle-hooks/
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Load, type AcceptedJob, type LoadOptions, type RequestRecord } from './load.js'
+import { FrontDoors, DOORS, type Door } from './frontdoors.js'
+import type { HaproxyIngress } from './haproxy.js'
+import type { NginxIngress } from './nginx.js'
+import { Load, type AcceptedJob, type LoadOptions, type RequestRecord, type SseRecord, type WsRecord } from './load.js'
 import type { HttpProbe, RolloutSpec } from './manifest.js'
-import { Proxy } from './proxy.js'
+import type { Network } from './netns.js'
 import type { HookResult, LogLine, Replica, ReplicaExit, Runtime } from './replica.js'
 
+export * from './frontdoors.js'
 export * from './load.js'
 export * from './manifest.js'
-export * from './proxy.js'
 export * from './replica.js'
 
 /** The kubelet's one-off extension for a preStop hook still running when the grace period ends. */
@@ -58,15 +62,17 @@ export interface StopReport {
 export interface ClusterOptions {
   spec: RolloutSpec
   runtime: Runtime
-  /** How long endpoint changes take to reach the proxy (kube-proxy, ingress). */
+  /** How long endpoint changes take to reach the front doors (kube-proxy, ingress). */
   propagationDelayMs?: number
+  /** Which front doors to run; all three by default. */
+  doors?: readonly Door[]
   /** Progress lines, prefixed with the time since the cluster was created. */
   log?: (line: string) => void
 }
 
-async function probeOnce (port: number, probe: HttpProbe): Promise<boolean> {
+async function probeOnce (host: string, port: number, probe: HttpProbe): Promise<boolean> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}${probe.path}`, { signal: AbortSignal.timeout(probe.timeoutSeconds * 1000) })
+    const res = await fetch(`http://${host}:${port}${probe.path}`, { signal: AbortSignal.timeout(probe.timeoutSeconds * 1000) })
     await res.arrayBuffer()
     // The kubelet counts 200–399 as success.
     return res.status >= 200 && res.status < 400
@@ -78,7 +84,10 @@ async function probeOnce (port: number, probe: HttpProbe): Promise<boolean> {
 export class Cluster {
   readonly spec: RolloutSpec
   readonly runtime: Runtime
-  readonly proxy: Proxy
+  readonly doors: readonly Door[]
+  readonly propagationDelayMs: number
+  net?: Network
+  frontDoors?: FrontDoors
   readonly pods: Pod[] = []
   readonly timeline: string[] = []
   private readonly t0 = performance.now()
@@ -93,7 +102,8 @@ export class Cluster {
     this.runtime = opts.runtime
     this.logFn = opts.log ?? (() => {})
     this.templateEnv = { ...opts.spec.env }
-    this.proxy = new Proxy(opts.propagationDelayMs ?? 1000, names => this.log(`proxy now routes to [${names.join(', ')}]`))
+    this.doors = opts.doors ?? DOORS
+    this.propagationDelayMs = opts.propagationDelayMs ?? 1000
   }
 
   log (msg: string): void {
@@ -102,19 +112,20 @@ export class Cluster {
     this.logFn(line)
   }
 
-  /** The ingress (L7) front door. */
-  get url (): string { return `http://127.0.0.1:${this.proxy.port}` }
-  /** The Service (L4, connections pinned to a pod) front door. */
-  get serviceUrl (): string { return `http://127.0.0.1:${this.proxy.servicePort}` }
+  /** The front doors' URLs, as the load client in the root namespace reaches them. */
+  get urls (): Partial<Record<Door, string>> { return this.frontDoors?.urls ?? {} }
 
-  /** Starts the proxy and the first revision, and waits until every replica is available. */
+  /** Creates the network and the front doors, starts the first revision, and waits until every replica is available. */
   async start (): Promise<void> {
-    await this.proxy.listen()
+    this.net = await this.runtime.createNetwork()
+    this.log(`network namespace ${this.net.name}: pods at ${this.net.podIp}, load client at ${this.net.hostIp}, ClusterIP ${this.net.clusterIp}`)
+    this.frontDoors = new FrontDoors(this.net, this.propagationDelayMs, this.doors, line => this.log(line))
+    await this.frontDoors.start()
     this.revision = 1
     for (let i = 0; i < this.spec.replicas; i++) this.createPod()
     await this.waitFor(() => this.live(1).length === this.spec.replicas && this.live(1).every(p => this.available(p)), 'first revision available')
-    // Traffic starts once the proxy knows every replica, as a Service that has been up for a while.
-    await this.waitFor(() => this.proxy.routes.length === this.spec.replicas, 'endpoints propagated')
+    // Traffic starts once the front doors know every replica, as a Service that has been up for a while.
+    await this.waitFor(() => this.frontDoors?.routes.length === this.spec.replicas, 'endpoints propagated')
   }
 
   private live (revision?: number): Pod[] {
@@ -128,12 +139,12 @@ export class Cluster {
 
   private publishEndpoints (): void {
     const eps = this.pods.filter(p => p.phase === 'running' && p.ready && p.replica !== undefined)
-      .map(p => ({ name: p.name, port: (p.replica as Replica).port }))
+      .map(p => ({ name: p.name, host: (p.replica as Replica).host, port: (p.replica as Replica).port }))
     const key = eps.map(e => e.name).join(',')
     if (key === this.published) return
     this.published = key
     this.log(`endpoints [${key}] published`)
-    this.proxy.publish(eps)
+    this.frontDoors?.publish(eps)
   }
 
   private createPod (): Pod {
@@ -141,7 +152,7 @@ export class Cluster {
     this.pods.push(pod)
     const env = { ...this.templateEnv, POD_NAME: pod.name, POD_REVISION: String(this.revision) }
     this.log(`${pod.name} created`)
-    this.runtime.start(pod.name, env).then(replica => {
+    this.runtime.start(pod.name, env, this.net).then(replica => {
       pod.replica = replica
       if (pod.phase === 'creating') pod.phase = 'running'
       replica.exited.then(exit => {
@@ -171,7 +182,7 @@ export class Cluster {
     if (startup !== undefined) {
       await sleep(startup.initialDelaySeconds * 1000)
       for (let failures = 0; alive();) {
-        if (await probeOnce(replica.port, { ...startup, port: replica.port })) break
+        if (await probeOnce(replica.host, replica.port, startup)) break
         if (++failures >= startup.failureThreshold) {
           this.log(`${pod.name} startup probe failed ${failures} times (the kubelet would restart it)`)
           pod.crashed = true
@@ -187,7 +198,7 @@ export class Cluster {
     let bad = 0
     while (alive()) {
       const began = performance.now()
-      const success = await probeOnce(replica.port, r)
+      const success = await probeOnce(replica.host, replica.port, r)
       if (!alive()) break
       if (success) { ok++; bad = 0 } else { bad++; ok = 0 }
       if (!pod.ready && ok >= r.successThreshold) {
@@ -329,19 +340,18 @@ export class Cluster {
     return out
   }
 
-  /** Frees everything, whatever state it is in: replicas killed and removed, the proxy closed. */
+  /** Frees everything, whatever state it is in: replicas killed and removed, front doors stopped, the network gone. */
   async destroy (): Promise<void> {
     for (const p of this.pods) if (p.phase === 'running' || p.phase === 'creating') p.phase = 'terminating'
     while (this.pods.some(p => p.replica === undefined && p.exit === undefined)) await sleep(20)
     await Promise.all(this.pods.map(async p => await p.replica?.remove()))
-    await this.proxy.close()
+    await this.frontDoors?.close()
+    this.net?.destroy()
   }
 }
 
 export interface ScenarioOptions extends ClusterOptions {
   load?: Omit<LoadOptions, 'urls'>
-  /** Which front doors the load uses; both by default. */
-  via?: Array<'ingress' | 'service'>
   /** Load before the rollout starts, ms. */
   warmupMs?: number
   /** Load after the rollout and every old pod's shutdown ended, ms. */
@@ -359,10 +369,33 @@ export interface ScenarioResult {
   rolloutStops: StopReport[]
   /** New pods stopped at the end, with no load. */
   teardownStops: StopReport[]
+  /** WebSocket sessions and SSE streams, each from its open to its end. */
+  ws: WsRecord[]
+  sse: SseRecord[]
+  doors: Door[]
+  /** What the front doors did themselves: requests they sent again to another pod, by method (their logs). */
+  doorRetries: Partial<Record<Door, Record<string, number>>>
+  /** A front door that failed to take an endpoint change. */
+  doorErrors: string[]
   rolloutMs: number
   crashed: string[]
   timeline: string[]
   error?: string
+}
+
+/** Requests an ingress sent to a second pod, by method, from its own log. */
+function doorRetries (doors: FrontDoors | undefined): Partial<Record<Door, Record<string, number>>> {
+  const out: Partial<Record<Door, Record<string, number>>> = {}
+  const count = (lines: Array<{ method: string, retried: boolean }>): Record<string, number> => {
+    const by: Record<string, number> = {}
+    for (const l of lines) if (l.retried) by[l.method] = (by[l.method] ?? 0) + 1
+    return by
+  }
+  const nginx = doors?.part<NginxIngress>('nginx')
+  if (nginx !== undefined) out.nginx = count(nginx.accessLog().map(l => ({ method: l.method, retried: l.upstream.includes(',') })))
+  const haproxy = doors?.part<HaproxyIngress>('haproxy')
+  if (haproxy !== undefined) out.haproxy = count(haproxy.accessLog().map(l => ({ method: l.method, retried: l.retries > 0 })))
+  return out
 }
 
 /** Pulls the ids of completed jobs out of the services' logs: pino lines with msg 'job completed'. */
@@ -375,7 +408,7 @@ export function completedJobIds (logs: Map<string, LogLine[]>): Set<string> {
 }
 
 /**
- * The whole scenario: N replicas of revision 1, steady load through the proxy, a rolling update to
+ * The whole scenario: N replicas of revision 1, steady load through every front door, a rolling update to
  * revision 2 under that load, then the load stops and the new replicas are stopped as well. Never throws
  * for what it measures; a rollout that cannot progress is reported in `error`.
  */
@@ -388,17 +421,13 @@ export async function runRolloutScenario (opts: ScenarioOptions): Promise<Scenar
   let teardownStops: StopReport[] = []
   let accepted: AcceptedJob[] = []
   let requests: RequestRecord[] = []
+  let ws: WsRecord[] = []
+  let sse: SseRecord[] = []
+  let retries: ScenarioResult['doorRetries'] = {}
   let logs = new Map<string, LogLine[]>()
   try {
     await cluster.start()
-    const via = opts.via ?? ['ingress', 'service']
-    load = new Load({
-      ...opts.load,
-      urls: {
-        ...(via.includes('ingress') ? { ingress: cluster.url } : {}),
-        ...(via.includes('service') ? { service: cluster.serviceUrl } : {})
-      }
-    })
+    load = new Load({ ...opts.load, urls: cluster.urls })
     load.start()
     cluster.log('load started')
     await sleep(opts.warmupMs ?? 2000)
@@ -413,9 +442,8 @@ export async function runRolloutScenario (opts: ScenarioOptions): Promise<Scenar
     await sleep(opts.cooldownMs ?? 1000)
     const res = await load.stop()
     load = undefined
-    cluster.log(`load stopped: ${res.records.length} requests`)
-    requests = res.records
-    accepted = res.jobs
+    cluster.log(`load stopped: ${res.records.length} requests, ${res.ws.length} WebSocket sessions, ${res.sse.length} SSE streams`)
+    ;({ records: requests, jobs: accepted, ws, sse } = res)
     const all = await cluster.shutdown()
     teardownStops = all.filter(s => !rolloutStops.some(r => r.pod === s.pod))
     logs = await cluster.logs()
@@ -423,11 +451,10 @@ export async function runRolloutScenario (opts: ScenarioOptions): Promise<Scenar
     error = error ?? (err as Error).message
   } finally {
     if (load !== undefined) {
-      const res = await load.stop()
-      requests = res.records
-      accepted = res.jobs
+      ;({ records: requests, jobs: accepted, ws, sse } = await load.stop())
     }
     if (logs.size === 0) logs = await cluster.logs().catch(() => new Map<string, LogLine[]>())
+    retries = doorRetries(cluster.frontDoors)
     await cluster.destroy()
   }
   const done = completedJobIds(logs)
@@ -436,6 +463,11 @@ export async function runRolloutScenario (opts: ScenarioOptions): Promise<Scenar
     spec: opts.spec,
     requests,
     jobs: { accepted, completed: accepted.filter(j => done.has(j.id)).length, lost: accepted.filter(j => !done.has(j.id)) },
+    ws,
+    sse,
+    doors: [...cluster.doors],
+    doorRetries: retries,
+    doorErrors: cluster.frontDoors?.errors ?? [],
     rolloutStops,
     teardownStops,
     rolloutMs,

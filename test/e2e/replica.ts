@@ -1,10 +1,12 @@
 // One replica of the service, as a container of the image or as a local process, behind one interface so
 // the driver (and the benchmarks) can run the same rollout either way.
 //
-// Containers use the host's network namespace and listen on 127.0.0.1 with a port of their own: every
-// connection stays on loopback (no traffic to the Docker bridge) and there is no docker-proxy in the
-// path, so a refused or reset connection is seen as such. Node still runs as PID 1 of the container's
-// PID namespace, which is what the signal behaviour depends on.
+// Replicas run inside the scenario's network namespace (netns.ts), each on a port of its own at the pod
+// address: local processes through `ip netns exec` (which execs, so the PID is node's), containers with
+// `--network container:<holder>`, the holder being a sleeping container whose network namespace the suite
+// names and wires. No Docker bridge and no docker-proxy in the path, so a refused or reset connection is
+// seen as such. Node still runs as PID 1 of the container's PID namespace, which is what the signal
+// behaviour depends on. Without a network (the image checks), a replica listens on the host's 127.0.0.1.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -13,6 +15,8 @@ import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { PreStop, Security } from './manifest.js'
+import { createNetwork, type Network } from './netns.js'
+import { onCleanup } from './cleanup.js'
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const DOCKER = process.env.DOCKER ?? (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker')
@@ -32,7 +36,8 @@ export interface Replica {
   readonly name: string
   /** The container's id (containers only). */
   readonly id?: string
-  /** The port it listens on, on 127.0.0.1. */
+  /** The address and port it listens on (the pod address in the scenario's network). */
+  readonly host: string
   readonly port: number
   readonly exited: Promise<ReplicaExit>
   /** Runs a preStop hook the way the kubelet would; resolves when the hook has returned. */
@@ -46,10 +51,24 @@ export interface Replica {
 
 export interface Runtime {
   readonly kind: 'container' | 'process'
-  start: (name: string, env: Record<string, string>) => Promise<Replica>
+  /** The scenario's network namespace, made so that this runtime's replicas can join it. */
+  createNetwork: () => Promise<Network>
+  start: (name: string, env: Record<string, string>, net?: Network) => Promise<Replica>
 }
 
+const handedOut = new Set<number>()
+
+/** A port free on the host and not handed out before by this process (so also free in a fresh namespace). */
 export async function freePort (): Promise<number> {
+  for (;;) {
+    const port = await anyPort()
+    if (handedOut.has(port)) continue
+    handedOut.add(port)
+    return port
+  }
+}
+
+async function anyPort (): Promise<number> {
   const server = createServer()
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const address = server.address()
@@ -76,9 +95,9 @@ const parseLines = (text: string): LogLine[] => text.split('\n').filter(l => l.t
   }
 })
 
-async function httpHook (port: number, path: string): Promise<HookResult> {
+async function httpHook (host: string, port: number, path: string): Promise<HookResult> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(10_000) })
+    const res = await fetch(`http://${host}:${port}${path}`, { signal: AbortSignal.timeout(10_000) })
     await res.arrayBuffer()
     return { ok: res.status < 400, detail: `httpGet ${path} → ${res.status}` }
   } catch (err) {
@@ -97,6 +116,7 @@ export function removeContainersSync (): void {
   if (created.size > 0) spawnSync(DOCKER, ['rm', '-f', ...created], { stdio: 'ignore', timeout: 60_000 })
   created.clear()
 }
+onCleanup('containers', removeContainersSync)
 
 export interface ContainerOptions {
   image: string
@@ -118,13 +138,43 @@ export function containerRuntime (opts: ContainerOptions): Runtime {
     for (const dir of s.emptyDirs) args.push('--tmpfs', `${dir}:rw,size=64m,mode=1777`)
     return args
   }
+  let holders = 0
   return {
     kind: 'container',
-    async start (name, env) {
+    async createNetwork () {
+      // The holder of the pods' network namespace, as a pod sandbox's pause container holds it.
+      const holder = `${prefix}-netns-${holders++}`
+      const res = await run(DOCKER, ['run', '-d', '--name', holder, '--network', 'none', '--label', 'fastify-graceful-k8s.e2e=1',
+        '--entrypoint', 'sleep', opts.image, 'infinity'])
+      if (res.code !== 0) throw new Error(`docker run ${holder} (the network namespace's holder) failed: ${res.stderr.trim()}`)
+      const id = res.stdout.trim()
+      created.add(id)
+      const pid = Number((await run(DOCKER, ['inspect', '-f', '{{.State.Pid}}', id])).stdout.trim())
+      let net: Network
+      try {
+        net = createNetwork({ joinPid: pid })
+      } catch (err) {
+        await run(DOCKER, ['rm', '-f', id])
+        created.delete(id)
+        throw err
+      }
+      return {
+        ...net,
+        holder: id,
+        destroy () {
+          net.destroy()
+          spawnSync(DOCKER, ['rm', '-f', id], { stdio: 'ignore', timeout: 60_000 })
+          created.delete(id)
+        }
+      }
+    },
+    async start (name, env, net) {
       const port = await freePort()
       const fullName = `${prefix}-${name}`
-      const envArgs = Object.entries({ ...env, PORT: String(port), HOST: '127.0.0.1' }).flatMap(([k, v]) => ['-e', `${k}=${v}`])
-      const res = await run(DOCKER, ['run', '-d', '--name', fullName, '--network', 'host', '--label', 'fastify-graceful-k8s.e2e=1',
+      const holder = (net as (Network & { holder?: string }) | undefined)?.holder
+      const host = net === undefined ? '127.0.0.1' : net.podIp
+      const envArgs = Object.entries({ ...env, PORT: String(port), HOST: net === undefined ? '127.0.0.1' : '0.0.0.0' }).flatMap(([k, v]) => ['-e', `${k}=${v}`])
+      const res = await run(DOCKER, ['run', '-d', '--name', fullName, '--network', holder === undefined ? 'host' : `container:${holder}`, '--label', 'fastify-graceful-k8s.e2e=1',
         ...securityArgs(opts.security), ...envArgs, opts.image])
       if (res.code !== 0) throw new Error(`docker run ${fullName} failed: ${res.stderr.trim()}`)
       const id = res.stdout.trim()
@@ -134,6 +184,7 @@ export function containerRuntime (opts: ContainerOptions): Runtime {
       return {
         name,
         id,
+        host,
         port,
         exited,
         async preStop (hook) {
@@ -142,7 +193,7 @@ export function containerRuntime (opts: ContainerOptions): Runtime {
             return { ok: r.code === 0, detail: `exec ${JSON.stringify(hook.command)} → ${r.code}${r.stderr.trim() === '' ? '' : `: ${r.stderr.trim()}`}` }
           }
           if (hook.kind === 'sleep') { await sleep(hook.seconds * 1000); return { ok: true, detail: `sleep ${hook.seconds}` } }
-          if (hook.kind === 'httpGet') return await httpHook(port, hook.path)
+          if (hook.kind === 'httpGet') return await httpHook(host, port, hook.path)
           return { ok: true, detail: 'no preStop hook' }
         },
         async signal (sig) {
@@ -184,13 +235,17 @@ export function processRuntime (opts: ProcessOptions = {}): Runtime {
   const cwd = opts.cwd ?? REPO_ROOT
   return {
     kind: 'process',
-    async start (name, env) {
+    async createNetwork () { return createNetwork() },
+    async start (name, env, net) {
       const port = await freePort()
+      const host = net === undefined ? '127.0.0.1' : net.podIp
       // A clean environment, as in a container. `env -i` because a test runner may hook spawn() to add its
-      // loaders and coverage variables (tap's processinfo does); env then execs node, keeping the PID.
-      const childEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, PORT: String(port), HOST: '127.0.0.1' }
-      const child: ChildProcess = spawn('/usr/bin/env', ['-i', ...Object.entries(childEnv).map(([k, v]) => `${k}=${v}`), process.execPath, entry],
-        { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+      // loaders and coverage variables (tap's processinfo does); env then execs node, keeping the PID, as
+      // `ip netns exec` execs env.
+      const childEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, PORT: String(port), HOST: net === undefined ? '127.0.0.1' : '0.0.0.0' }
+      const argv = [...(net?.exec ?? []), '/usr/bin/env', '-i', ...Object.entries(childEnv).map(([k, v]) => `${k}=${v}`), process.execPath, entry]
+      const child: ChildProcess = spawn(argv[0] as string, argv.slice(1), { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+      const undo = onCleanup(`replica ${name}`, () => { child.kill('SIGKILL') })
       const lines: LogLine[] = []
       createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', l => lines.push(...parseLines(l)))
       child.stderr?.resume()
@@ -203,9 +258,10 @@ export function processRuntime (opts: ProcessOptions = {}): Runtime {
       // 'close' comes after the last stdout line; 'exit' may come before it.
       const closed = new Promise<void>(resolve => child.on('close', () => resolve()))
       let running = true
-      exited.then(() => { running = false })
+      exited.then(() => { running = false; undo() })
       return {
         name,
+        host,
         port,
         exited,
         async preStop (hook) {
@@ -216,7 +272,7 @@ export function processRuntime (opts: ProcessOptions = {}): Runtime {
             return { ok: running, detail: `${JSON.stringify(hook.command)} as ${sig} to pid ${child.pid ?? '?'}` }
           }
           if (hook.kind === 'sleep') { await sleep(hook.seconds * 1000); return { ok: true, detail: `sleep ${hook.seconds}` } }
-          if (hook.kind === 'httpGet') return await httpHook(port, hook.path)
+          if (hook.kind === 'httpGet') return await httpHook(host, port, hook.path)
           return { ok: true, detail: 'no preStop hook' }
         },
         async signal (sig) { if (running) child.kill(sig) },

@@ -1,16 +1,23 @@
-// Issue 4: a rolling update driven the way Kubernetes drives it, under load, against the real image built
-// from the real Dockerfile, with the numbers of k8s/deployment.yaml (durations shortened, see TIMINGS).
-// Run with `npm run test:e2e`; plain `tap` does not run this folder. Without a Docker engine the
-// container scenarios are skipped with the reason; the local-process scenarios still run.
+// Issues 4 and 11: a rolling update driven the way Kubernetes drives it, under load through the real data
+// plane (nginx with a Lua balancer as ingress-nginx runs it, HAProxy with its runtime API, kube-proxy's
+// iptables rules in a network namespace of the suite's own), against the real image built from the real
+// Dockerfile, with the numbers of k8s/deployment.yaml (durations shortened, see TIMINGS).
+// Run with `npm run test:e2e` (as root: network namespaces); plain `tap` does not run this folder. Without a
+// Docker engine the container scenarios are skipped with the reason; the local-process scenarios still run.
+import { once } from 'node:events'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import WebSocket from 'ws'
+import { buildApp } from '../../service/app.js'
+import { cleanupSync } from './cleanup.js'
 import { buildImages, dockerUnavailable, IMAGE, SHELL_FORM_IMAGE } from './docker.js'
 import {
-  containerRuntime, DOCKER, loadDeployment, processRuntime, removeContainersSync, REPO_ROOT, run, runRolloutScenario, withOverrides,
+  containerRuntime, DOCKER, DOORS, doorsUnavailable, loadDeployment, processRuntime, REPO_ROOT, run, runRolloutScenario, withOverrides,
   type Runtime, type ScenarioResult
 } from './driver.js'
-import { formatSummary, verdict } from './summary.js'
+import { failuresByCause, formatSummary, verdict } from './summary.js'
 
 // The manifest's replicas, surge/unavailable, probe path and thresholds and preStop stay as they are;
 // durations shrink so the suite takes minutes, keeping the manifest's budget relation:
@@ -20,15 +27,20 @@ const TIMINGS = {
   env: { DRAIN_DELAY_MS: '2500', SHUTDOWN_TIMEOUT_MS: '5000', LOG_LEVEL: 'info' },
   terminationGracePeriodSeconds: 10
 }
-// Fast requests, 1–2 s requests and a 1.5–2.5 s background job every 300 ms, for the whole rollout.
-const LOAD = { fastConcurrency: 4, fastWorkMs: 5, fastPauseMs: 20, slowConcurrency: 3, slowMinMs: 1000, slowMaxMs: 2000, jobIntervalMs: 300, jobMinMs: 1500, jobMaxMs: 2500 }
+// Per front door, for the whole rollout: 2 loops of fast GETs, one of 1–2 s GETs, a 1.5–2.5 s background
+// job every 600 ms, 2 WebSocket clients and 2 SSE clients.
+const LOAD = { fastConcurrency: 2, fastWorkMs: 5, fastPauseMs: 20, slowConcurrency: 1, slowMinMs: 1000, slowMaxMs: 2000, jobIntervalMs: 600, jobMinMs: 1500, jobMaxMs: 2500, wsClients: 2, sseClients: 2 }
+const missing = doorsUnavailable()
+const doors = DOORS.filter(d => missing[d] === undefined)
+for (const [d, why] of Object.entries(missing)) process.stderr.write(`\nfront door ${d} left out: ${why}. Run .ci/run, which installs it.\n`)
 
 const spec = withOverrides(loadDeployment(), TIMINGS)
 
-// Ended by a signal (tap's timeout, Ctrl-C): remove this run's containers, then end as the signal would.
+// Ended by a signal (tap's timeout, Ctrl-C): stop nginx and HAProxy, delete the network namespaces, remove
+// this run's containers and replicas (cleanup.ts), then end as the signal would.
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.once(sig, () => {
-    removeContainersSync()
+    cleanupSync()
     process.kill(process.pid, sig)
   })
 }
@@ -46,6 +58,7 @@ async function scenario (runtime: Runtime, env: Record<string, string> = {}): Pr
   return await runRolloutScenario({
     spec: withOverrides(spec, { env }),
     runtime,
+    doors,
     propagationDelayMs: PROPAGATION_MS,
     load: LOAD,
     warmupMs: 2000,
@@ -53,17 +66,59 @@ async function scenario (runtime: Runtime, env: Record<string, string> = {}): Pr
   })
 }
 
+/**
+ * Whether the plugin in this tree ends WebSockets (1001) and SSE streams at the close phase (issue 9). Until
+ * it does, such a connection holds an old replica until its timeout (exit 1), and the suite marks exactly
+ * those assertions TODO instead of failing; once it does, they are required like the rest.
+ */
+async function pluginEndsLongLivedConnections (): Promise<boolean> {
+  const app = await buildApp({ drainDelayMs: 0, shutdownTimeoutMs: 2000, graceful: true, logger: false, gracefulOptions: { handleSignals: false, exit: false } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`)
+  await once(ws, 'open')
+  const wsClosed = once(ws, 'close').then(([code]) => code as number)
+  const sseEnded = new Promise<boolean>(resolve => {
+    http.get(`http://127.0.0.1:${port}/events`, res => {
+      res.once('data', () => {
+        void app.graceful.shutdown()
+        res.on('end', () => resolve(true))
+        res.on('error', () => resolve(false))
+        res.resume()
+      })
+    }).on('error', () => resolve(false))
+  })
+  const [code, sse] = await Promise.all([wsClosed, sseEnded])
+  await app.close()
+  return code === 1001 && sse
+}
+const longLived = await pluginEndsLongLivedConnections()
+const LONG_LIVED_TODO = longLived ? false : 'the plugin does not yet end WebSockets and SSE streams at the close phase (issue 9): they hold the old replica until its timeout'
+if (!longLived) process.stderr.write(`\nTODO: ${LONG_LIVED_TODO}\n`)
+
 function assertClean (t: Test, r: ScenarioResult): void {
   const v = verdict(r)
   t.equal(r.error, undefined, 'the rollout completed')
-  t.ok(r.requests.length > 100, `steady load ran (${r.requests.length} requests)`)
-  t.ok(r.jobs.accepted.length > 5, `jobs were accepted (${r.jobs.accepted.length})`)
-  t.equal(v.failedRequests, 0, 'no request failed')
-  t.equal(v.lostJobs, 0, 'every accepted job logged its completion')
+  t.same(r.doorErrors, [], 'every front door took every endpoint change')
+  for (const door of r.doors) {
+    const d = v.doors[door]
+    if (d === undefined) continue
+    const causes = failuresByCause(r, door).map(([k, n]) => `${n} × ${k}`).join('; ')
+    t.ok(d.requests > 50, `${door}: steady load ran (${d.requests} requests)`)
+    t.ok(d.jobsAccepted > 3, `${door}: jobs were accepted (${d.jobsAccepted})`)
+    t.equal(d.failedGet, 0, `${door}: no GET failed${causes === '' ? '' : ` (${causes})`}`)
+    t.equal(d.failedPost, 0, `${door}: no POST failed`)
+    t.equal(d.lostJobs, 0, `${door}: every accepted job logged its completion`)
+    t.ok(d.wsSessions > 0 && d.sseStreams > 0, `${door}: WebSockets (${d.wsSessions}) and SSE streams (${d.sseStreams}) ran`)
+    t.equal(d.wsBad, 0, `${door}: every WebSocket the server ended was closed with 1001 (${d.ws1001} of ${d.wsSessions})`, { todo: LONG_LIVED_TODO })
+    t.equal(d.sseErrored, 0, `${door}: every SSE stream ended cleanly (${d.sseClean} of ${d.sseStreams})`, { todo: LONG_LIVED_TODO })
+  }
   t.equal(r.rolloutStops.length, spec.replicas, 'every old replica was stopped')
   for (const s of [...r.rolloutStops, ...r.teardownStops]) {
     t.ok(s.hook.ok, `${s.pod}: preStop succeeded (${s.hook.detail})`)
-    t.equal(s.exitCode, 0, `${s.pod}: exit code 0`)
+    // Replicas stopped with no load (teardown) have no long-lived connection to hold them.
+    const todo = r.rolloutStops.includes(s) ? LONG_LIVED_TODO : false
+    t.equal(s.exitCode, 0, `${s.pod}: exit code 0`, { todo })
     t.ok(s.withinGrace, `${s.pod}: exited by itself within the grace period (${s.shutdownMs.toFixed(0)} ms of ${s.graceMs})`)
   }
   t.same(r.crashed, [], 'no replica crashed')
@@ -72,7 +127,8 @@ function assertClean (t: Test, r: ScenarioResult): void {
 function assertFailures (t: Test, r: ScenarioResult): void {
   const v = verdict(r)
   t.ok(v.failedRequests + v.lostJobs + v.badExits.length > 0,
-    `the suite sees the failure: ${v.failedRequests} failed requests, ${v.lostJobs} lost jobs, ` +
+    `the suite sees the failure through the real front doors: ${v.failedRequests} failed requests, ${v.lostJobs} lost jobs, ` +
+    `${v.wsBad} WebSockets not closed with 1001, ${v.sseErrored} SSE streams cut, ` +
     `${v.badExits.length} replicas not exiting 0 in time (${v.badExits.map(s => `${s.pod}: ${s.exitCode}${s.killed ? ' SIGKILL' : ''}`).join(', ')})`)
 }
 
@@ -94,7 +150,9 @@ t.teardown(() => {
 })
 
 const built = existsSync(join(REPO_ROOT, 'dist/service/main.js'))
-t.test('local processes (the Dockerfile CMD run from the repository root)', { skip: built ? false : 'dist/ is missing: run npm run build' }, async t => {
+const root = process.getuid?.() === 0
+if (!root) process.stderr.write('\nSKIP rollouts: the suite creates a network namespace and iptables rules in it, which needs root.\n')
+t.test('local processes (the Dockerfile CMD run from the repository root)', { skip: !built ? 'dist/ is missing: run npm run build' : !root ? 'needs root (network namespaces)' : doors.length === 0 ? 'no front door can run here' : false }, async t => {
   await t.test('rolling update under load: no failed request, no lost job, every replica exits 0 in time', async t => {
     const r = await scenario(processRuntime())
     report(t, 'processes, plugin on', r)
@@ -109,7 +167,7 @@ t.test('local processes (the Dockerfile CMD run from the repository root)', { sk
 
 const noDocker = dockerUnavailable()
 if (noDocker !== undefined) process.stderr.write(`\nSKIP containers: no Docker engine reachable (${noDocker}). Run .ci/docker-setup.sh.\n`)
-t.test('containers of the image built from the Dockerfile', { skip: noDocker === undefined ? false : `no Docker engine reachable: ${noDocker}` }, async t => {
+t.test('containers of the image built from the Dockerfile', { skip: noDocker !== undefined ? `no Docker engine reachable: ${noDocker}` : !root ? 'needs root (network namespaces)' : doors.length === 0 ? 'no front door can run here' : false }, async t => {
   await buildImages(l => t.comment(l))
   const containers = (image: string): Runtime => containerRuntime({ image, security: spec.security })
 

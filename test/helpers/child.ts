@@ -55,7 +55,8 @@ export function startChild (file: string, args: string[] = [], opts: { pid1?: bo
   })
   proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
   const exited = new Promise<Exit>(resolve => {
-    proc.on('exit', (code, signal) => resolve({ code, signal, at: performance.now() }))
+    // 'close', not 'exit': every line the child wrote has been read by then (a busy machine can lag).
+    proc.on('close', (code, signal) => resolve({ code, signal, at: performance.now() }))
   })
 
   const waitForLog = (match: (line: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> => {
