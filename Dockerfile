@@ -13,8 +13,10 @@ ARG NODE_IMAGE=node:26-bookworm-slim
 # ---- build: compile TypeScript with the dev dependencies --------------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-# Manifests first: the `npm ci` layer is reused until they change.
+# Manifests first: the `npm ci` layer is reused until they change. The repository is an npm workspace:
+# the root is the plugin, service/package.json the service (the doctor's workspace is not needed here).
 COPY package.json package-lock.json ./
+COPY service/package.json ./service/
 # The optional secret `npm_ca` is a CA bundle for networks that intercept TLS; it is
 # mounted for this step only and never lands in a layer.
 RUN --mount=type=secret,id=npm_ca,required=false \
@@ -24,20 +26,24 @@ RUN --mount=type=secret,id=npm_ca,required=false \
 COPY tsconfig.json tsconfig.build.json ./
 COPY plugin ./plugin
 COPY service ./service
-# tsc to dist/: the runtime image needs no TypeScript and no loader.
-RUN npm run build
+# tsc to dist/ (the ESM build of plugin/ and service/): the runtime image needs no TypeScript and no
+# loader, and not the package's CommonJS build either.
+RUN npm run build:esm
 
 # ---- prod-deps: production dependencies only, from the lockfile --------------------
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# fastify is this repository's peerDependency (it is a plugin); npm installs a root
-# package's peers with its dependencies, so --omit=dev keeps it. (Your app lists fastify
-# in `dependencies`.) `npm ls` fails the build if fastify is missing all the same.
+COPY service/package.json ./service/
+# `--workspace=service`: the service's dependencies only (fastify, pino, @fastify/websocket and
+# what the plugin imports), none of the doctor's. (Your app, a single package, runs
+# `npm ci --omit=dev`.) `npm ls` fails the build if fastify is missing; the workspace's own
+# link is removed, since service/ is not in this image (dist/service is).
 RUN --mount=type=secret,id=npm_ca,required=false \
     if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
-    npm ci --omit=dev --no-audit --no-fund \
-    && npm ls --omit=dev fastify >/dev/null
+    npm ci --omit=dev --workspace=service --no-audit --no-fund \
+    && npm ls --omit=dev --workspace=service fastify >/dev/null \
+    && rm node_modules/fastify-graceful-k8s-service
 
 # ---- runtime: what runs in the pod ------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
