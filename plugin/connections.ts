@@ -7,6 +7,7 @@ import type { Http2Session } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { RawResponse, TaskTracker } from './tasks.js'
+import { symbolValue } from './internals.js'
 import { isEventStream, kUpgrade } from './tasks.js'
 
 /** How long a WebSocket gets to answer our close frame before its socket is destroyed. */
@@ -36,19 +37,15 @@ export interface ConnectionsHost {
 
 /** Fastify keeps the servers of extra addresses (`host: 'localhost'` → 127.0.0.1 and ::1) under a private symbol. */
 function secondaryServers (fastify: FastifyInstance): AnyServer[] {
-  for (let o: object | null = fastify; o !== null; o = Object.getPrototypeOf(o)) {
-    const key = Object.getOwnPropertySymbols(o).find(s => s.description === 'fastify.serverBindings')
-    if (key !== undefined) return (o as Record<symbol, AnyServer[]>)[key] as AnyServer[]
-  }
+  const servers = symbolValue(fastify, 'fastify.serverBindings') as AnyServer[] | undefined
   /* c8 ignore next: every fastify 5 has the symbol */
-  return []
+  return servers ?? []
 }
 
 /** The socket's `ws` WebSocket, found by the symbol `ws` keeps it under (it is not exported). */
 function webSocketOf (socket: Duplex): WsLike | undefined {
-  const key = Object.getOwnPropertySymbols(socket).find(s => s.description === 'websocket')
-  const ws = key === undefined ? undefined : (socket as unknown as Record<symbol, unknown>)[key]
-  return typeof (ws as WsLike | undefined)?.close === 'function' ? ws as WsLike : undefined
+  const ws = symbolValue(socket, 'websocket') as WsLike | undefined
+  return typeof ws?.close === 'function' ? ws : undefined
 }
 
 export class Connections {

@@ -101,7 +101,7 @@ export class Graceful implements GracefulController {
     const onRequest = (req: IncomingMessage, res: RawResponse): boolean => {
       if (answerProbe(req, res)) return true
       tracker.trackResponse(res)
-      if (this.closeConnections && req.httpVersionMajor === 1) res.setHeader('connection', 'close')
+      if (this.closeConnections) setConnectionClose(res)
       return false
     }
     this.connections = new Connections(fastify, tracker, this, onRequest)
@@ -357,11 +357,12 @@ export class Graceful implements GracefulController {
         tracker.whenIdle().then(() => resolve(true), /* c8 ignore next */ () => resolve(false))
       })
       tracker.refuse(finished ? 'the shutdown has finished waiting for tasks' : 'the shutdown deadline has passed')
-      this.publish({ phase: 'wait', finished, tasks: finished ? [] : tracker.pending() })
+      const tasks = finished ? [] : tracker.pending()
+      this.publish({ phase: 'wait', finished, tasks })
       if (finished) {
         log.info({ phase: 'wait', elapsedMs: Math.round(performance.now() - started) }, 'all requests and tasks finished')
       } else {
-        log.error({ phase: 'wait', ...summarize(tracker.pending()), timeoutMs: config.timeout },
+        log.error({ phase: 'wait', ...summarize(tasks), timeoutMs: config.timeout },
           'shutdown timeout: giving up on pending tasks')
         tracker.abort()
       }

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyBaseLogger } from 'fastify'
+import { symbolValue } from './internals.js'
 import { SHUTDOWN_SIGNALS, type GracefulConfig, type ShutdownSignal } from './options.js'
 
 /**
@@ -124,11 +125,7 @@ export function removeForeignCloseWithGrace (events: readonly string[]): string[
 
 /** The destination pino writes to: a SonicBoom or a transport's ThreadStream, both with flushSync(). */
 function pinoStream (log: FastifyBaseLogger): { flushSync?: () => void, _writing?: boolean } | undefined {
-  for (let o: object | null = log; o !== null; o = Object.getPrototypeOf(o)) {
-    const key = Object.getOwnPropertySymbols(o).find(s => s.description === 'pino.stream')
-    if (key !== undefined) return (o as Record<symbol, { flushSync?: () => void }>)[key]
-  }
-  return undefined
+  return symbolValue(log, 'pino.stream') as { flushSync?: () => void, _writing?: boolean } | undefined
 }
 
 /**
@@ -153,7 +150,7 @@ export function flushLogSync (log: FastifyBaseLogger): void {
  * timeout line it follows).
  */
 export async function flushLog (log: FastifyBaseLogger, maxWaitMs = 2000): Promise<void> {
-  const stream = pinoStream(log) as { _writing?: boolean, _bufs?: unknown[] } | undefined
+  const stream = pinoStream(log)
   const end = performance.now() + maxWaitMs
   while (stream?._writing === true && performance.now() < end) await sleep(2)
   flushLogSync(log)
