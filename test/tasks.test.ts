@@ -103,10 +103,51 @@ t.test('tasks started during the wait are waited for', async t => {
   t.equal((await shutdown).exitCode, 0)
 })
 
+t.test('requests in flight stay listed with their id and age while thousands of others come and go', async t => {
+  const { app, url } = await build(t)
+  const slow = request(`${url}/slow?ms=1500`)
+  await sleep(100)
+  // 1280 requests around it, 64 at a time, on keep-alive and on closed connections, some 404s: each release
+  // moves the last slot into the freed one, and the slow request's slot must follow.
+  const paths = ['/hello', '/nowhere']
+  for (let round = 0; round < 20; round++) {
+    await Promise.all(Array.from({ length: 64 }, async (_, i) => {
+      const res = await request(`${url}${paths[i % 2] ?? ''}`, { reset: i % 3 === 0 })
+      await res.body.dump()
+    }))
+  }
+  const [first, ...rest] = app.graceful.pending()
+  t.same(rest, [], 'only the slow request is pending')
+  t.match(first, { kind: 'request', name: 'GET /slow?ms=1500', reqId: 'req-1' })
+  t.ok((first?.ageMs ?? 0) >= 100, `its age counts from its start (${first?.ageMs} ms)`)
+  t.equal((await slow).statusCode, 200)
+  await sleep(20)
+  t.same(app.graceful.pending(), [])
+})
+
 t.test('releasing a response that is not tracked does nothing', async t => {
   const tracker = new TaskTracker()
   tracker.releaseResponse({} as RawResponse)
   t.equal(tracker.size, 0)
+})
+
+t.test('a response closed before its route handler ran is not listed', async t => {
+  let started = (): void => {}
+  const handlerRan = new Promise<void>(resolve => { started = resolve })
+  const { app, url } = await build(t, {}, true, app => app.get('/late', {
+    preHandler: (_req, _reply, done) => { setTimeout(done, 200) }
+  }, async () => {
+    started()
+    return 'late'
+  }))
+  const controller = new AbortController()
+  const res = request(`${url}/late`, { signal: controller.signal })
+  await sleep(50)
+  t.equal(app.graceful.pending().length, 1)
+  controller.abort()
+  await t.rejects(res)
+  await handlerRan
+  t.same(app.graceful.pending(), [], 'the client is gone: nothing is pending')
 })
 
 // Stand-in loggers: the failures they model (a destination already closed, a full pipe) cannot be produced
