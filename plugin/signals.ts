@@ -38,13 +38,17 @@ export function listenToErrors (onError: (err: unknown, event: string) => void):
   }
 }
 
-// close-with-grace must never see the signals the plugin handles: on a second signal it calls
-// process.exit(1), and a preStop `kill -HUP 1` is followed by the kubelet's SIGTERM within milliseconds.
-// Nor uncaught errors: after its first event it exits 1 on the next error, cutting the drain (the plugin
-// handles them, see listenToErrors). Nor 'beforeExit': an event loop that runs dry (a test that closed its
-// server) is no reason to shut down.
-const ALWAYS_SKIPPED = [...SHUTDOWN_SIGNALS, ...ERROR_EVENTS, 'beforeExit']
-const FATAL_SIGNALS = ['SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV']
+// close-with-grace listens to no process event here: it owns the exit and the hard deadline only. Not the
+// signals the plugin handles: on a second signal it calls process.exit(1), and a preStop `kill -HUP 1` is
+// followed by the kubelet's SIGTERM within milliseconds. Not uncaught errors: after its first event it exits
+// 1 on the next error, cutting the drain (the plugin handles them, see listenToErrors). Not 'beforeExit': an
+// event loop that runs dry (a test that closed its server) is no reason to shut down. Not the fatal signals
+// (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT): Node's documentation warns that a JavaScript listener
+// for a real SIGSEGV, SIGBUS, SIGFPE or SIGILL can leave the process hanging instead of crashing, a real
+// abort() never returns to JavaScript, and SIGTRAP belongs to debuggers; they keep Node's default (the
+// process dies by the signal and Kubernetes restarts it). Listening to them also cost ~1% of a hello
+// request's instructions (bench/RESULTS.md §5).
+const SKIPPED = [...SHUTDOWN_SIGNALS, ...ERROR_EVENTS, 'beforeExit', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV']
 
 export interface ExitWiring {
   /** Start the hard deadline and exit the process when the shutdown settles. */
@@ -59,41 +63,28 @@ export interface ExitOutcome {
 
 /**
  * close-with-grace owns the exit: its `delay` is the hard deadline that exits with 1 even if the shutdown
- * hangs (a stuck onClose hook), and with `handleSignals` it turns the fatal signals it knows (SIGABRT…)
- * into a graceful shutdown.
+ * hangs (a stuck onClose hook).
  */
 export function wireExit (config: GracefulConfig, log: FastifyBaseLogger,
   shutdown: (reason: string) => Promise<ExitOutcome>): ExitWiring {
-  const skip = config.handleSignals ? ALWAYS_SKIPPED : [...ALWAYS_SKIPPED, ...FATAL_SIGNALS]
-  // close-with-grace runs its callback once per close(): when it started the shutdown itself (SIGABRT),
-  // arm() must not start a second run with a second timer.
-  let running = false
   const cwg = closeWithGrace({
     delay: config.hardDeadline,
-    skip: skip as closeWithGrace.AllEvents[],
+    skip: SKIPPED as closeWithGrace.AllEvents[],
     // Every message close-with-grace would log has its own callback below; its logger is left only for an
     // error thrown by our callback, and shutdown() never rejects.
     logger: false,
     onTimeout: (delay: number) => {
       log.fatal({ hardDeadlineMs: delay }, 'hard deadline reached: exiting now')
       flushLogSync(log)
-    },
-    // Tested ('a fatal signal close-with-grace handles (SIGABRT) drains too; a second one exits at once'); the
-    // process it exits leaves no coverage record for tap.
-    /* c8 ignore next 4 */
-    onSecondSignal: (signal: string) => {
-      log.fatal({ signal }, 'second signal during shutdown: exiting now')
-      flushLogSync(log)
     }
-  }, async ({ signal }) => {
-    running = true
-    const { exitCode } = await shutdown(signal ?? 'shutdown()')
+  }, async () => {
+    const { exitCode } = await shutdown('shutdown()')
     await flushLog(log)
     // close-with-grace exits 0 when this resolves; a missed deadline must not look clean.
     if (exitCode !== 0) process.exit(exitCode)
   })
   return {
-    arm: () => { if (!running) cwg.close() },
+    arm: () => { cwg.close() },
     uninstall: () => cwg.uninstall()
   }
 }
