@@ -10,9 +10,14 @@
 // N2 requests and a dump. Instructions per request = (count of the N2 stretch − count of the N1 stretch)
 // ÷ (N2 − N1): start-up and whatever a stretch costs once (the dump, the pause around it) cancel. (A full GC
 // forced before each dump, to start every stretch from the same heap, made the following requests cost
-// 7× more: it throws away what the JIT had learnt. So none is forced.) Every server is started `repeats`
-// times (interleaved with the others); the spread of those processes' figures is the method's resolution,
-// stated beside each figure.
+// 7× more: it throws away what the JIT had learnt. So none is forced.) A process's figure is the median of
+// its pairs: a pair that a one-off event lands in (TurboFan recompiling a hot function, a full GC) is
+// outvoted. Every server is started `repeats` times (interleaved with the others), process r with V8's
+// hash and random seeds set to r + 1: with a random hash seed (V8's default) the same server's processes
+// differed by up to 0.5% (the probe sequences of dictionary-mode objects, such as `process` and every
+// emitter's `_events`, depend on it); with a fixed one they agree to 0.01%. A ratio is taken per seed
+// (this server's process r against its baseline's process r) and the median of those is stated, with their
+// range: the range is how much the figure depends on the seed, i.e. on luck that a real process also has.
 import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
@@ -23,7 +28,7 @@ import { KeepAliveClient, type HttpRequest } from './lib/keepalive.js'
 import { progress } from './lib/log.js'
 import { BENCH_DIST } from './lib/paths.js'
 import { startNode, type Child } from './lib/proc.js'
-import { spread, type Spread } from './lib/stats.js'
+import { median, spread, type Spread } from './lib/stats.js'
 
 const run = promisify(execFile)
 
@@ -80,7 +85,7 @@ export interface IcountFigures {
   processes: number[][]
   /** Instructions of start-up plus warm-up, per process. */
   startup: Spread
-  /** perRequest.median / the baseline's median; min and max pair this server's extremes with the baseline's opposite ones. */
+  /** This server's process i against its baseline's process i (the same seeds): median and range of those ratios. */
   ratio?: Spread
   failed: number
 }
@@ -114,12 +119,15 @@ async function dump (pid: number, file: string, vgdbPrefix: string): Promise<num
   return ir
 }
 
-async function oneProcess (s: IcountServer, o: IcountOptions, dir: string, tag: string): Promise<{ startup: number, segments: number[], failed: number }> {
+/** V8's hash and random seeds for process r of every server: the same for all, so that ratios pair up. */
+export const seedFlags = (r: number): string[] => [`--hash-seed=${r + 1}`, `--random-seed=${r + 1}`]
+
+async function oneProcess (s: IcountServer, o: IcountOptions, dir: string, tag: string, r: number): Promise<{ startup: number, segments: number[], failed: number }> {
   const prefix = join(dir, `cg.${tag}`)
   const vgdb = join(dir, 'vgdb')
   const wrapper = ['valgrind', '--tool=callgrind', `--callgrind-out-file=${prefix}.%p`, '--dump-instr=no', '--dump-line=no', '--vgdb=yes', `--vgdb-prefix=${vgdb}`]
   const server: Child = await startNode(join(BENCH_DIST, 'servers', `${s.entry}.js`), { ...s.env, VARIANT: s.variant },
-    o.nodeFlags, undefined, wrapper, 180_000)
+    [...o.nodeFlags, ...seedFlags(r)], undefined, wrapper, 180_000)
   let client: KeepAliveClient | undefined
   let k = 1
   // The count since the last dump.
@@ -178,10 +186,10 @@ export async function measureIcount (opts: IcountOptions): Promise<IcountResult>
       const order = servers.map((_, i) => servers[(i + r) % servers.length] as IcountServer)
       for (const s of order) {
         const t = performance.now()
-        const p = await oneProcess(s, opts, dir, `${s.name.replace(/[^a-z0-9-]/gi, '_')}.${r}`)
+        const p = await oneProcess(s, opts, dir, `${s.name.replace(/[^a-z0-9-]/gi, '_')}.${r}`, r)
         runs.get(s.name)?.push(p)
-        const per = p.segments.reduce((a, b) => a + b, 0) / p.segments.length
-        progress('icount', `${s.name} ${r + 1}/${opts.repeats}: ${Math.round(per)} instructions/request (pairs ${p.segments.map(Math.round).join(', ')}; ` +
+        const per = median(p.segments)
+        progress('icount', `${s.name} ${r + 1}/${opts.repeats} (seed ${r + 1}): ${Math.round(per)} instructions/request (pairs ${p.segments.map(Math.round).join(', ')}; ` +
           `start-up + warm-up ${(p.startup / 1e6).toFixed(0)} M) in ${((performance.now() - t) / 1000).toFixed(0)} s${p.failed > 0 ? `, ${p.failed} non-2xx` : ''}`)
       }
     }
@@ -191,7 +199,7 @@ export async function measureIcount (opts: IcountOptions): Promise<IcountResult>
   }
   const figures: IcountFigures[] = servers.map(s => {
     const ps = runs.get(s.name) ?? []
-    const per = ps.map(p => p.segments.reduce((a, b) => a + b, 0) / p.segments.length)
+    const per = ps.map(p => median(p.segments))
     return {
       name: s.name,
       baseline: s.baseline,
@@ -209,9 +217,14 @@ function withRatios (r: IcountResult): IcountResult {
   for (const f of r.servers) {
     const b = r.servers.find(x => x.name === f.baseline)
     if (b === undefined || f.name === f.baseline) continue
-    f.ratio = { median: f.perRequest.median / b.perRequest.median, min: f.perRequest.min / b.perRequest.max, max: f.perRequest.max / b.perRequest.min, n: f.perRequest.n }
+    // Process i of each ran with the same seeds.
+    const mine = f.processes.map(median)
+    const theirs = b.processes.map(median)
+    const ratios = mine.slice(0, theirs.length).map((v, i) => v / (theirs[i] as number))
+    f.ratio = spread(ratios)
   }
-  r.resolution = Math.max(0, ...r.servers.filter(f => f.perRequest.n > 1).map(f => (f.perRequest.max - f.perRequest.min) / 2 / f.perRequest.median))
+  // How much a ratio depends on the seed: half the widest range of per-seed ratios.
+  r.resolution = Math.max(0, ...r.servers.filter(f => f.ratio !== undefined && f.ratio.n > 1).map(f => (f.ratio?.max as number - (f.ratio?.min as number)) / 2 / (f.ratio?.median as number)))
   return r
 }
 
@@ -237,7 +250,7 @@ export function icountSummary (r: IcountResult): string[] {
     lines.push(`${f.name.padEnd(28)} ${per}${f.ratio === undefined ? '' : `  ${f.ratio.median.toFixed(3)}× ${f.baseline} (${f.ratio.min.toFixed(3)}–${f.ratio.max.toFixed(3)})`}`)
   }
   lines.push(r.options.repeats > 1
-    ? `resolution: ±${(r.resolution * 100).toFixed(1)}% (half the spread across processes, largest of all servers)`
+    ? `seed dependence: ±${(r.resolution * 100).toFixed(1)}% (half the widest range of a ratio across seeds ${Array.from({ length: r.options.repeats }, (_, i) => i + 1).join(', ')})`
     : 'one process each, so no spread measured: quick runs have agreed with the full run to about ±1%')
   return lines
 }

@@ -253,17 +253,25 @@ function icountSection (r: IcountResult, out: string[], goals: string[][], notes
     '(otherwise how requests bunch up depends on how busy the machine is, and moves the count by several percent). Then ' +
     `${o.pairs} × (N1 = ${o.n1} requests, \`callgrind_control --dump\` (which zeroes the count); N2 = ${o.n2} requests, a dump). ` +
     'Instructions per request = (count of the N2 stretch − count of the N1 stretch) ÷ (N2 − N1): start-up and what a stretch costs once ' +
-    'cancel. `GET /` → `{"hello":"world"}`, logger off, except the realistic route. ' +
-    `${o.repeats} processes per server, interleaved; the figure is their median, (min–max) across processes.`, '')
-  out.push(`**Resolution.** The widest spread across one server's processes is ±${(r.resolution * 100).toFixed(1)}% of its median; ` +
-    'a ratio\'s range pairs one server\'s extremes with the baseline\'s opposite ones. Time-driven work (a timer firing every ' +
-    'so many ms) is counted ~50× too heavily per request, because a request takes ~50× longer under callgrind: that concerns ' +
-    'under-pressure\'s sampling and the coarse clock\'s 100 ms timer. Where a process counted more than one pair, a first pair higher ' +
-    'than the second in every process is the JIT still compiling: the warm-up was too short for that server.', '')
+    'cancel; a process\'s figure is the median of its pairs, so that a pair a one-off event lands in (TurboFan recompiling a hot function, ' +
+    'a full GC) is outvoted. `GET /` → `{"hello":"world"}`, logger off, except the realistic route. ' +
+    `${o.repeats} processes per server, interleaved, process r with \`--hash-seed=r+1 --random-seed=r+1\`; the figure is their median, ` +
+    '(min–max) across processes. A ratio is taken per seed (process r of this server against process r of its baseline), and the median ' +
+    'of those ratios is stated with their range.', '')
+  out.push('**Resolution.** With V8\'s hash seed left random (its default) one server\'s processes differed by up to 0.5%: the probe ' +
+    'sequences of dictionary-mode objects (`process`, every emitter\'s `_events`, header maps) depend on it. With the seed fixed a ' +
+    'server\'s count repeats to about 0.01%. What remains is how much a figure depends on the seed and on where the JIT happens to be: ' +
+    `a ratio's range across seeds is up to ±${(r.resolution * 100).toFixed(1)}% here, and changes that do no work per request moved ` +
+    'counts by about 1% (bare Fastify with close-with-grace\'s 14 listeners on `process`: +0.8%; the plugin without its hot path plus ' +
+    'eight listeners on `process` that never fire: +1.0%), because they change when ' +
+    '`EventEmitter.prototype.emit` is optimised and with what feedback (its `handler.apply(this, args)` then goes through the generic ' +
+    '`CallWithArrayLike` builtin, ~340 instructions a request). Read a difference under ~1% as "no difference". Time-driven work (a ' +
+    'timer firing every so many ms) is counted ~50× too heavily per request, because a request takes ~50× longer under callgrind: that ' +
+    'concerns under-pressure\'s sampling and the request clock\'s 1 s timer.', '')
   const row = (f: IcountResult['servers'][number]): string => `| ${ICOUNT_LABEL[f.name] ?? f.name} | ${fmt(f.perRequest, 0)} | ` +
     `${f.ratio === undefined ? '—' : `${f.ratio.median.toFixed(3)}× (${f.ratio.min.toFixed(3)}–${f.ratio.max.toFixed(3)})`} | ` +
     `${f.processes.map(p => p.map(Math.round).join(', ')).join(' \\| ')} | ${k(f.startup.median)}${f.failed > 0 ? ` (**${f.failed} answers not 2xx**: not the route's cost)` : ''} |`
-  const head = ['| server | instructions / request | vs its baseline | each process (each N1/N2 pair) | start-up + warm-up, instructions |', '| --- | --- | --- | --- | --- |']
+  const head = ['| server | instructions / request | vs its baseline (per seed) | each process (each N1/N2 pair) | start-up + warm-up, instructions |', '| --- | --- | --- | --- | --- |']
   const main = r.servers.filter(f => ICOUNT_MAIN.includes(f.name))
   const parts = r.servers.filter(f => !ICOUNT_MAIN.includes(f.name) && !f.name.startsWith('cand-'))
   const cands = r.servers.filter(f => f.name.startsWith('cand-'))

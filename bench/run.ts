@@ -60,7 +60,7 @@ const P = quick
       tasks: { runs: 3, pairs: 200_000, pending: 100_000, hotpathRuns: 2, hotpathSeconds: 1 },
       // V8 tiers up 4× sooner (a quarter of its interrupt budget), so 3000 requests warm the hot path up as
       // 9000+ do with the defaults: the ratio agrees with the full run's to ~1% (1.055 against 1.057).
-      icount: { servers: ['bare', 'graceful'], repeats: 1, warmup: 3000, n1: 80, n2: 880, pairs: 1, nodeFlags: ['--single-threaded', '--interrupt-budget=16896'] }
+      icount: { servers: ['bare', 'graceful'], repeats: 1, warmup: 3000, n1: 80, n2: 880, pairs: 3, nodeFlags: ['--single-threaded', '--interrupt-budget=16896'] }
     }
   : {
       overhead: { rounds: 6, warmupS: 2, windows: 1, windowS: 5 },
@@ -69,7 +69,7 @@ const P = quick
       tasks: { runs: 5, pairs: 1_000_000, pending: 100_000, hotpathRuns: 5, hotpathSeconds: 1.5 },
       // V8 tiers the hot path up over the first ~9000 requests under callgrind: count only after that. A
       // long N2 stretch: each scavenge in it or not moves a 1000-request difference by up to ~2%.
-      icount: { servers: ICOUNT_SERVERS.map(s => s.name), repeats: 2, warmup: 12_000, n1: 200, n2: 4200, pairs: 1, nodeFlags: ['--single-threaded'] }
+      icount: { servers: ICOUNT_SERVERS.map(s => s.name), repeats: 2, warmup: 12_000, n1: 200, n2: 2200, pairs: 3, nodeFlags: ['--single-threaded'] }
     }
 
 const started = performance.now()
