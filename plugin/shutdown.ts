@@ -145,7 +145,7 @@ export class Graceful implements GracefulController {
     const { config, log } = this
     this.connections.attach()
     this.tracker.startClock()
-    if (config.exit) this.exitWiring = wireExit(config, log, reason => this.running ?? this.shutdown(reason))
+    if (config.exit) this.exitWiring = wireExit(config, log, () => this.running as Promise<ShutdownResult>)
     if (!config.handleSignals) return
     if (signalOwners.size > 0) {
       log.warn({ signals: config.signals, instances: signalOwners.size + 1 },

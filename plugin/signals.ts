@@ -66,7 +66,8 @@ export interface ExitOutcome {
  * hangs (a stuck onClose hook).
  */
 export function wireExit (config: GracefulConfig, log: FastifyBaseLogger,
-  shutdown: (reason: string) => Promise<ExitOutcome>): ExitWiring {
+  /** The running shutdown: arm() is called by it, and close-with-grace starts nothing itself. */
+  running: () => Promise<ExitOutcome>): ExitWiring {
   const cwg = closeWithGrace({
     delay: config.hardDeadline,
     skip: SKIPPED as closeWithGrace.AllEvents[],
@@ -78,7 +79,7 @@ export function wireExit (config: GracefulConfig, log: FastifyBaseLogger,
       flushLogSync(log)
     }
   }, async () => {
-    const { exitCode } = await shutdown('shutdown()')
+    const { exitCode } = await running()
     await flushLog(log)
     // close-with-grace exits 0 when this resolves; a missed deadline must not look clean.
     if (exitCode !== 0) process.exit(exitCode)

@@ -32,14 +32,32 @@ export interface TaskInfo {
 /** A raw response, HTTP/1 or HTTP/2 (compatibility API). */
 export type RawResponse = ServerResponse | Http2ServerResponse
 
-// Requests in flight live in dense arrays: the raw responses, their start times (ms since the tracker was
-// made: small integers, which V8 keeps unboxed) and what the route handler lent (the reply, for the request
-// id). A response knows its slot; a release moves the last entry into the freed slot. One property and
-// three array stores per request, no allocation, no hashing: bench/RESULTS.md measured a linked list
-// through the responses (three properties) and a Set at 2-5% more instructions per request.
+// Requests in flight are known two ways. An HTTP/1 request that is its connection's current response (no
+// pipelining, the usual case) costs one property written on its socket: the time it arrived (ms since the
+// tracker was made: a small integer). Node's own `socket._httpMessage` says which response a connection is
+// busy with, and the response's `closed` whether it ended, so nothing is registered per response and
+// nothing released: the connections are (once each, on their first request). The route handler writes the
+// request id beside the time (a string: an idle connection keeps no reply or request alive). bench/RESULTS.md §5: a `close` listener per response
+// costs ~300 instructions of a hello request's ~56 000 in EventEmitter's megamorphic property accesses.
+// Every other response (HTTP/2, a pipelined request queued behind another, any request from the moment the
+// shutdown starts waiting) lives in dense arrays: the raw responses, their start times and what the route
+// handler lent; a response knows its slot and is released by its `close` event, moving the last entry into
+// the freed slot. `watch()` moves the connections' current responses there, so that the wait learns of
+// every end at once.
 const kSlot = Symbol('fastify-graceful-k8s.slot')
+/** On an HTTP/1 socket: when its current request arrived; what that request's route handler lent. */
+const kArrived = Symbol('fastify-graceful-k8s.arrived')
+const kLent = Symbol('fastify-graceful-k8s.lent')
 /** Set on an upgrade request by the connections module: where the route handler leaves the request id. */
 export const kUpgrade = Symbol('fastify-graceful-k8s.upgrade')
+
+/** What Node keeps on an HTTP/1 socket, and what the tracker adds. */
+interface TrackedSocket {
+  _httpMessage?: unknown
+  [kArrived]?: number
+  [kLent]?: string
+  once: (event: 'close', listener: () => void) => unknown
+}
 
 export type Tracked = RawResponse & { [kSlot]?: number }
 /** What a route handler lends: a reply (for its request id). */
@@ -60,7 +78,12 @@ interface Task {
 export class TaskTracker {
   private readonly open: Tracked[] = []
   private readonly openedAt: number[] = []
-  private readonly lent: Array<Lent | undefined> = []
+  /** Request ids, from the route handlers' replies (shorter than `open` where no handler ran). */
+  private readonly lent: Array<string | undefined> = []
+  /** HTTP/1 connections that carried a request; each one's current response may be in flight. */
+  private readonly sockets = new Set<TrackedSocket>()
+  /** From the wait on, every response goes to the arrays (see watch()). */
+  private watching = false
   private readonly epoch = Date.now()
   /** ms since `epoch`, refreshed by trackResponse and by the timer of startClock(). */
   private now = 0
@@ -97,28 +120,64 @@ export class TaskTracker {
   }
 
   get size (): number {
-    return this.open.length + this.tasks.size
+    let n = this.open.length + this.tasks.size
+    if (!this.watching) for (const socket of this.sockets) if (current(socket) !== undefined) n++
+    return n
   }
 
   /** Hot path: called once per request, from the server's request listener. */
   trackResponse (res: RawResponse): void {
-    const r = res as Tracked
-    r[kSlot] = this.open.length
-    this.open.push(r)
     // Our own clock (fastify's reply.elapsedTime stays 0 without a logger or an onResponse hook), read every
     // 16th request and once a second (see startClock): Date.now() on every request cost 0.8% of a hello
     // request's instructions. A start time is at most a second early, so an age never reads too young.
     this.ticks = (this.ticks + 1) & 15
     if (this.ticks === 0) this.now = Date.now() - this.epoch
-    this.openedAt.push(this.now)
+    // HTTP/2's compatibility response has a socket proxy, whose _httpMessage is never the response.
+    const socket = (res as ServerResponse).socket as TrackedSocket | null | undefined
+    if (socket != null && socket._httpMessage === res && !this.watching) {
+      if (socket[kArrived] === undefined) this.addSocket(socket)
+      socket[kArrived] = this.now
+      // Its route handler, if one runs, writes the request id (lend): until then the connection has none.
+      socket[kLent] = undefined
+      return
+    }
+    this.addResponse(res, this.now, undefined)
+  }
+
+  private addSocket (socket: TrackedSocket): void {
+    this.sockets.add(socket)
+    socket.once('close', () => this.sockets.delete(socket))
+  }
+
+  private addResponse (res: RawResponse, at: number, reqId: string | undefined): void {
+    const r = res as Tracked
+    r[kSlot] = this.open.length
+    this.open.push(r)
+    this.openedAt.push(at)
+    this.lent[this.open.length - 1] = reqId
     res.on('close', this.release)
+  }
+
+  /** The shutdown waits from now on: the connections' current responses move to the arrays, with a listener. */
+  watch (): void {
+    // Again (a second wait) finds nothing to move: moved responses have a slot.
+    this.watching = true
+    for (const socket of this.sockets) {
+      const res = current(socket)
+      if (res !== undefined) this.addResponse(res, socket[kArrived] as number, socket[kLent])
+    }
   }
 
   /** Hot path: a route handler is about to run for this response; keep its reply for the request id. */
   lend (raw: object, from: object): void {
     const slot = (raw as Tracked)[kSlot]
     if (slot !== undefined && slot >= 0) {
-      this.lent[slot] = from as Lent
+      this.lent[slot] = (from as Lent).request?.id
+      return
+    }
+    const socket = (raw as ServerResponse).socket as TrackedSocket | null | undefined
+    if (socket != null && socket._httpMessage === raw && socket[kArrived] !== undefined) {
+      socket[kLent] = (from as Lent).request?.id
       return
     }
     // @fastify/websocket calls a WebSocket route's handler with (socket, request): request.raw is the
@@ -148,8 +207,10 @@ export class TaskTracker {
   }
 
   /** The raw responses of the requests in flight (a copy: ending one releases it). */
-  responses (): Tracked[] {
-    return this.open.slice()
+  responses (): RawResponse[] {
+    const list: RawResponse[] = this.open.slice()
+    if (!this.watching) for (const socket of this.sockets) { const res = current(socket); if (res !== undefined) list.push(res) }
+    return list
   }
 
   /** Register a task; returns its idempotent `done`. Throws when tasks are refused (after the shutdown wait). */
@@ -202,11 +263,15 @@ export class TaskTracker {
     for (let i = 0; i < this.open.length; i++) {
       const res = this.open[i] as Tracked
       const startedAt = this.epoch + (this.openedAt[i] as number)
-      const req = res.req as IncomingMessage
-      const info: TaskInfo = { kind: isEventStream(res) ? 'stream' : 'request', name: `${req.method ?? ''} ${req.url ?? ''}`, startedAt, ageMs: now - startedAt }
-      const reqId = this.lent[i]?.request?.id
-      if (reqId !== undefined) info.reqId = reqId
-      list.push(info)
+      list.push(requestInfo(res, startedAt, now, this.lent[i]))
+    }
+    if (!this.watching) {
+      for (const socket of this.sockets) {
+        const res = current(socket)
+        if (res === undefined) continue
+        const startedAt = this.epoch + (socket[kArrived] as number)
+        list.push(requestInfo(res, startedAt, now, socket[kLent]))
+      }
     }
     for (const t of this.tasks) {
       const info: TaskInfo = { kind: t.kind, name: t.name, startedAt: t.startedAt, ageMs: now - t.startedAt }
@@ -219,6 +284,7 @@ export class TaskTracker {
 
   /** Resolves when nothing is pending. */
   whenIdle (): Promise<void> {
+    this.watch()
     if (this.size === 0) return Promise.resolve()
     return new Promise(resolve => { this.waiters.push(resolve) })
   }
@@ -238,6 +304,20 @@ export class TaskTracker {
     this.waiters = []
     for (const resolve of waiters) resolve()
   }
+}
+
+/** The connection's response in flight: its current one, not yet closed (finished, or the client gone). */
+function current (socket: TrackedSocket): ServerResponse | undefined {
+  const res = socket._httpMessage as ServerResponse | null | undefined
+  return res != null && !res.closed && (res as Tracked)[kSlot] === undefined ? res : undefined
+}
+
+function requestInfo (res: RawResponse, startedAt: number, now: number, reqId: string | undefined): TaskInfo {
+  // A server's request always has both.
+  const req = res.req as IncomingMessage & { method: string, url: string }
+  const info: TaskInfo = { kind: isEventStream(res) ? 'stream' : 'request', name: `${req.method} ${req.url}`, startedAt, ageMs: now - startedAt }
+  if (reqId !== undefined) info.reqId = reqId
+  return info
 }
 
 /** A server-sent events response: its content type says so, whether set with setHeader or writeHead. */

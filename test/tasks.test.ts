@@ -1,4 +1,5 @@
 import t from 'tap'
+import { connect } from 'node:net'
 import { request } from 'undici'
 import type { FastifyBaseLogger } from 'fastify'
 import { GracefulError } from '../plugin/index.js'
@@ -121,6 +122,26 @@ t.test('requests in flight stay listed with their id and age while thousands of 
   t.match(first, { kind: 'request', name: 'GET /slow?ms=1500', reqId: 'req-1' })
   t.ok((first?.ageMs ?? 0) >= 100, `its age counts from its start (${first?.ageMs} ms)`)
   t.equal((await slow).statusCode, 200)
+  await sleep(20)
+  t.same(app.graceful.pending(), [])
+})
+
+t.test('pipelined requests: both are listed with their ids while they run', async t => {
+  const { app, url } = await build(t)
+  const socket = connect(Number(new URL(url).port), '127.0.0.1')
+  t.teardown(() => socket.destroy())
+  let received = ''
+  socket.on('data', (d: Buffer) => { received += d.toString() })
+  // Two requests in one write: Node runs both handlers and answers in order, the second queued behind the first.
+  socket.write('GET /slow?ms=400 HTTP/1.1\r\nHost: x\r\n\r\nGET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n')
+  await sleep(150)
+  const pending = app.graceful.pending().sort((a, b) => a.name.localeCompare(b.name))
+  t.match(pending, [
+    { kind: 'request', name: 'GET /slow?ms=300', reqId: 'req-2' },
+    { kind: 'request', name: 'GET /slow?ms=400', reqId: 'req-1' }
+  ])
+  for (let i = 0; i < 40 && (received.match(/HTTP\/1\.1 200 OK/g)?.length ?? 0) < 2; i++) await sleep(25)
+  t.match(received, /"slept":400[\s\S]*"slept":300/, 'both answered, in order')
   await sleep(20)
   t.same(app.graceful.pending(), [])
 })
