@@ -142,6 +142,10 @@ export class TaskTracker {
       return
     }
     this.addResponse(res, this.now, undefined)
+    // A pipelined request queued behind its connection's current response: if the connection closes first
+    // (a `Connection: close` answer ahead of it, the client gone), Node never sends it and it never emits
+    // `close`. The client retries it (RFC 9112 §9.3.2); the wait must not wait for it.
+    if (socket === null) (res.req as IncomingMessage).socket.once('close', () => this.releaseResponse(res))
   }
 
   private addSocket (socket: TrackedSocket): void {

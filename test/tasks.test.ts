@@ -146,6 +146,24 @@ t.test('pipelined requests: both are listed with their ids while they run', asyn
   t.same(app.graceful.pending(), [])
 })
 
+t.test('pipelined requests during a drain: the first is answered with Connection: close, the shutdown does not wait for the one dropped behind it', async t => {
+  const { app, url } = await build(t, { timeout: 5000 })
+  const socket = connect(Number(new URL(url).port), '127.0.0.1')
+  t.teardown(() => socket.destroy())
+  let received = ''
+  socket.on('data', (d: Buffer) => { received += d.toString() })
+  const closed = new Promise<void>(resolve => socket.on('close', () => resolve()))
+  socket.write('GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\nGET /slow?ms=100 HTTP/1.1\r\nHost: x\r\n\r\n')
+  await sleep(50)
+  const started = performance.now()
+  const result = await app.graceful.shutdown()
+  await closed
+  t.equal(result.exitCode, 0, 'no deadline reached')
+  t.ok(performance.now() - started < 3000, `the wait ended with the connection (${Math.round(performance.now() - started)} ms, timeout 5000)`)
+  t.equal(received.match(/HTTP\/1\.1 200 OK/g)?.length, 1, 'the first answered')
+  t.match(received, /connection: close/i)
+})
+
 t.test('releasing a response that is not tracked does nothing', async t => {
   const tracker = new TaskTracker()
   tracker.releaseResponse({} as RawResponse)
