@@ -1,7 +1,8 @@
 // The per-request bookkeeping alone, timed inside a real HTTP server under load: process.hrtime.bigint()
 // around the tracking call in the request handler and around the release in the response's 'close'
 // listener, minus the same with nothing between the two clock reads. MODE picks the bookkeeping:
-//   tracker  the plugin's TaskTracker (plugin/tasks.ts): a linked list through the raw responses
+//   tracker  the plugin's TaskTracker (plugin/tasks.ts): for HTTP/1, the arrival time on the connection
+//            (its release then finds nothing to do)
 //   map      the plugin's former bookkeeping, kept here for comparison: a Map from raw response to reply
 //   none     only the clock reads and the 'close' listener
 // Prints one JSON object: ns per request for track and release.

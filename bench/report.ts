@@ -262,12 +262,14 @@ function icountSection (r: IcountResult, out: string[], goals: string[][], notes
     'sequences of dictionary-mode objects (`process`, every emitter\'s `_events`, header maps) depend on it. With the seed fixed a ' +
     'server\'s count repeats to about 0.01%. What remains is how much a figure depends on the seed and on where the JIT happens to be: ' +
     `a ratio's range across seeds is up to ±${(r.resolution * 100).toFixed(1)}% here, and changes that do no work per request moved ` +
-    'counts by about 1% (bare Fastify with close-with-grace\'s 14 listeners on `process`: +0.8%; the plugin without its hot path plus ' +
-    'eight listeners on `process` that never fire: +1.0%), because they change when ' +
+    'counts by about 1% (in one-off runs, seed 1: bare Fastify with close-with-grace\'s 14 listeners on `process`: +0.8%; the plugin ' +
+    'without its hot path plus eight listeners on `process` that never fire: +1.0%), because they change when ' +
     '`EventEmitter.prototype.emit` is optimised and with what feedback (its `handler.apply(this, args)` then goes through the generic ' +
     '`CallWithArrayLike` builtin, ~340 instructions a request). Read a difference under ~1% as "no difference". Time-driven work (a ' +
     'timer firing every so many ms) is counted ~50× too heavily per request, because a request takes ~50× longer under callgrind: that ' +
-    'concerns under-pressure\'s sampling and the request clock\'s 1 s timer.', '')
+    'concerns under-pressure\'s sampling and the request clock\'s 1 s timer. V8 also sizes its young generation by allocation per ' +
+    'millisecond of wall time: with three callgrind processes on the 2 CPUs, one server ran 31 scavenges where it ran 4 alone, and ' +
+    'counted 7% more. Run nothing heavy beside this item.', '')
   const row = (f: IcountResult['servers'][number]): string => `| ${ICOUNT_LABEL[f.name] ?? f.name} | ${fmt(f.perRequest, 0)} | ` +
     `${f.ratio === undefined ? '—' : `${f.ratio.median.toFixed(3)}× (${f.ratio.min.toFixed(3)}–${f.ratio.max.toFixed(3)})`} | ` +
     `${f.processes.map(p => p.map(Math.round).join(', ')).join(' \\| ')} | ${k(f.startup.median)}${f.failed > 0 ? ` (**${f.failed} answers not 2xx**: not the route's cost)` : ''} |`
@@ -319,7 +321,7 @@ function tasksSection (t: TasksResult, out: string[]): void {
     'tracking call when the request arrives and around the release in the response\'s `close` listener, minus the same server with ' +
     `nothing between the clock reads (the \`close\` listener itself is in both). ${h.tracker.total.n} runs, a fresh process each.`, '')
   out.push('| bookkeeping | on arrival, ns | on close, ns | per request, ns |', '| --- | --- | --- | --- |')
-  out.push(`| the plugin's \`TaskTracker\` (a linked list through the replies) | ${fmt(h.tracker.track, 0)} | ${fmt(h.tracker.release, 0)} | ${fmt(h.tracker.total, 0)} |`)
+  out.push(`| the plugin's \`TaskTracker\` (of the commit measured) | ${fmt(h.tracker.track, 0)} | ${fmt(h.tracker.release, 0)} | ${fmt(h.tracker.total, 0)} |`)
   out.push(`| its former bookkeeping (a \`Map\` from raw response to reply), for comparison | ${fmt(h.map.track, 0)} | ${fmt(h.map.release, 0)} | ${fmt(h.map.total, 0)} |`)
   out.push('')
 }

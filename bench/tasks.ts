@@ -61,7 +61,7 @@ async function measureHotpath (runs: number, seconds: number): Promise<TasksResu
       d[mode].track.push(x.trackNs - none.trackNs)
       d[mode].release.push(x.releaseNs - none.releaseNs)
     }
-    progress('tasks', `request bookkeeping run ${r + 1}/${runs}: the plugin (linked list) ${(d.tracker.track.at(-1) ?? 0).toFixed(0)} + ${(d.tracker.release.at(-1) ?? 0).toFixed(0)} ns, ` +
+    progress('tasks', `request bookkeeping run ${r + 1}/${runs}: the plugin's TaskTracker ${(d.tracker.track.at(-1) ?? 0).toFixed(0)} + ${(d.tracker.release.at(-1) ?? 0).toFixed(0)} ns, ` +
       `the former Map ${(d.map.track.at(-1) ?? 0).toFixed(0)} + ${(d.map.release.at(-1) ?? 0).toFixed(0)} ns (track + release)`)
   }
   const fig = (x: { track: number[], release: number[] }): { track: Spread, release: Spread, total: Spread } =>

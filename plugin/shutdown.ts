@@ -97,7 +97,7 @@ export class Graceful implements GracefulController {
     const answerProbe = createProbes(config, this)
     const { tracker } = this
     // The per-request hot path, ahead of fastify: a probe is answered here; anything else is tracked
-    // (a list link and one shared listener) and gets `Connection: close` once the drain has begun.
+    // (its arrival time written on its connection, see TaskTracker) and gets `Connection: close` once the drain has begun.
     const onRequest = (req: IncomingMessage, res: RawResponse): boolean => {
       if (answerProbe(req, res)) return true
       tracker.trackResponse(res)
