@@ -1,15 +1,17 @@
 // Long-lived connections leave at the close phase (issue 9): WebSockets get 1001, SSE streams end,
 // HTTP/2 sessions get GOAWAY, every listener closes. Real servers in child processes, real clients, real signals.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import http from 'node:http'
 import http2 from 'node:http2'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { request } from 'undici'
+import Fastify from 'fastify'
+import { Agent, request } from 'undici'
 import WebSocket from 'ws'
+import graceful from '../plugin/index.js'
 import { fixture, msg, startChild, type Child } from './helpers/child.js'
 
 const longLived = fixture('long-lived.ts')
@@ -266,4 +268,24 @@ t.test('two addresses (localhost as 127.0.0.1 and ::1): both stop accepting at t
   t.equal(await refused('127.0.0.1', port), 'ECONNREFUSED', '127.0.0.1 too')
   t.equal((await slow).statusCode, 200, 'the request in flight finished')
   t.equal((await child.exited).code, 0)
+})
+
+t.test('HTTPS (HTTP/1 over TLS): a request in flight is listed with its id and waited for', async t => {
+  const { key, cert } = selfSigned()
+  const app = Fastify({ https: { key: readFileSync(key), cert: readFileSync(cert) } })
+  t.teardown(() => app.close())
+  await app.register(graceful, { handleSignals: false, exit: false, drainDelay: 0, timeout: 3000 })
+  app.get('/slow', async () => { await new Promise(resolve => setTimeout(resolve, 400)); return { slept: 400 } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const dispatcher = new Agent({ connect: { rejectUnauthorized: false } })
+  t.teardown(() => dispatcher.close())
+  const res = request(`https://127.0.0.1:${port}/slow`, { dispatcher })
+  await new Promise(resolve => setTimeout(resolve, 150))
+  t.match(app.graceful.pending(), [{ kind: 'request', name: 'GET /slow', reqId: 'req-1' }])
+  const result = await app.graceful.shutdown()
+  t.equal(result.exitCode, 0, 'it ended before the deadline')
+  const answer = await res
+  t.equal(answer.statusCode, 200)
+  t.same(await answer.body.json(), { slept: 400 })
 })
