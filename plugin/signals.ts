@@ -53,7 +53,7 @@ const SKIPPED = [...SHUTDOWN_SIGNALS, ...ERROR_EVENTS, 'beforeExit', 'SIGILL', '
 export interface ExitWiring {
   /** Start the hard deadline and exit the process when the shutdown settles. */
   arm (): void
-  /** Remove close-with-grace's listeners (the instance closed without a shutdown). */
+  /** Remove whatever close-with-grace listens to (nothing it knows today: `skip` lists every event) when the instance closed without a shutdown. */
   uninstall (): void
 }
 

@@ -79,7 +79,7 @@ interface Task {
 export class TaskTracker {
   private readonly open: Tracked[] = []
   private readonly openedAt: number[] = []
-  /** Request ids, from the route handlers' replies (shorter than `open` where no handler ran). */
+  /** Request ids, from the route handlers' replies (undefined where none ran yet); in step with `open`. */
   private readonly lent: Array<string | undefined> = []
   /** HTTP/1 connections that carried a request; each one's current response may be in flight. */
   private readonly sockets = new Set<TrackedSocket>()
@@ -122,8 +122,17 @@ export class TaskTracker {
 
   get size (): number {
     let n = this.open.length + this.tasks.size
-    if (!this.watching) for (const socket of this.sockets) if (current(socket) !== undefined) n++
+    for (const entries = this.onConnections(); entries.next().done !== true;) n++
     return n
+  }
+
+  /** Until the wait (see watch()): each connection's current response still in flight, with its socket. */
+  private * onConnections (): Generator<[TrackedSocket, ServerResponse]> {
+    if (this.watching) return
+    for (const socket of this.sockets) {
+      const res = current(socket)
+      if (res !== undefined) yield [socket, res]
+    }
   }
 
   /** Hot path: called once per request, from the server's request listener. */
@@ -159,7 +168,7 @@ export class TaskTracker {
     r[kSlot] = this.open.length
     this.open.push(r)
     this.openedAt.push(at)
-    this.lent[this.open.length - 1] = reqId
+    this.lent.push(reqId)
     res.on('close', this.release)
   }
 
@@ -198,11 +207,8 @@ export class TaskTracker {
     r[kSlot] = -1
     const last = this.open.pop() as Tracked
     const lastAt = this.openedAt.pop() as number
-    const end = this.open.length
-    // `lent` is written only where a route handler ran: it may be shorter than `open`.
-    const lastLent = this.lent[end]
-    this.lent[end] = undefined
-    if (slot < end) {
+    const lastLent = this.lent.pop()
+    if (slot < this.open.length) {
       this.open[slot] = last
       this.openedAt[slot] = lastAt
       this.lent[slot] = lastLent
@@ -214,7 +220,7 @@ export class TaskTracker {
   /** The raw responses of the requests in flight (a copy: ending one releases it). */
   responses (): RawResponse[] {
     const list: RawResponse[] = this.open.slice()
-    if (!this.watching) for (const socket of this.sockets) { const res = current(socket); if (res !== undefined) list.push(res) }
+    for (const [, res] of this.onConnections()) list.push(res)
     return list
   }
 
@@ -270,13 +276,8 @@ export class TaskTracker {
       const startedAt = this.epoch + (this.openedAt[i] as number)
       list.push(requestInfo(res, startedAt, now, this.lent[i]))
     }
-    if (!this.watching) {
-      for (const socket of this.sockets) {
-        const res = current(socket)
-        if (res === undefined) continue
-        const startedAt = this.epoch + (socket[kArrived] as number)
-        list.push(requestInfo(res, startedAt, now, socket[kLent]))
-      }
+    for (const [socket, res] of this.onConnections()) {
+      list.push(requestInfo(res, this.epoch + (socket[kArrived] as number), now, socket[kLent]))
     }
     for (const t of this.tasks) {
       const info: TaskInfo = { kind: t.kind, name: t.name, startedAt: t.startedAt, ageMs: now - t.startedAt }
