@@ -15,7 +15,7 @@ import WebSocket, { WebSocketServer } from 'ws'
 import websocket from '@fastify/websocket'
 import {
   CLOSE_WITH_GRACE_EVENTS, headerBlock, isCloseWithGrace, isWriting, logDestination, requestListeners, responseOnSocket,
-  rootInstance, secondaryServers, upgradeRequestId, webSocketOf, type LogDestination
+  rootInstance, routeHooksOf, secondaryServers, upgradeRequestId, webSocketOf, type LogDestination
 } from '../plugin/private.js'
 
 const require = createRequire(import.meta.url)
@@ -50,6 +50,30 @@ t.test('fastify: its router is the one request listener; close is the root\'s ow
   t.ok(Object.hasOwn(app, 'close'), 'close is an own property of the root')
   t.notOk(Object.hasOwn(child as object, 'close'), 'a child context inherits it')
   t.equal(rootInstance(child as typeof app), app)
+})
+
+t.test('fastify: a request\'s route context under Symbol(fastify.context), its hook lists run in order, each awaited', async t => {
+  const { kRouteContext } = require('fastify/lib/symbols.js') as { kRouteContext: symbol }
+  t.equal(kRouteContext.description, 'fastify.context')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const order: string[] = []
+  let settled!: () => void
+  const allSettled = new Promise<void>(resolve => { settled = resolve })
+  app.addHook('onResponse', async () => { await new Promise(resolve => setTimeout(resolve, 20)); order.push('app hook') })
+  app.get('/with', async request => {
+    const hooks = routeHooksOf(request)
+    t.equal(hooks, (request as unknown as Record<symbol, unknown>)[kRouteContext], 'found by its description')
+    t.equal(hooks?.onResponse?.length, 1, 'the instance\'s onResponse hook is in the list')
+    t.equal(hooks?.onRequestAbort, null, 'null where the route has none')
+    hooks?.onResponse?.push(((_req: unknown, _reply: unknown, done: () => void) => { order.push('pushed last'); settled(); done() }) as never)
+    return 'ok'
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const res = await request(`http://127.0.0.1:${(app.server.address() as { port: number }).port}/with`)
+  await res.body.dump()
+  await allSettled
+  t.same(order, ['app hook', 'pushed last'], 'a hook pushed at handler time runs after the awaited ones')
 })
 
 t.test('pino: the destination under Symbol(pino.stream); sonic-boom: _writing; thread-stream: flushSync', async t => {
