@@ -143,7 +143,6 @@ export class ProcessGroup {
   takeOverForeignCloseWithGrace (log: FastifyBaseLogger): void {
     const events: string[] = [...this.signalListeners.keys(), 'beforeExit']
     if (this.errorListeners.length > 0) events.push(...ERROR_EVENTS)
-    if (this.signalListeners.size === 0) return
     const removed: string[] = []
     for (const event of events) {
       for (const listener of process.listeners(event as NodeJS.Signals)) {

@@ -109,4 +109,10 @@ t.test('shutdown() on one instance is the process-wide shutdown; an instance clo
   t.not(d.graceful.shutdown(), result, 'a new shutdown')
   t.equal((await d.graceful.shutdown()).exitCode, 0)
   t.equal(a.graceful.state, 'closed')
+
+  // An instance closed by the app, then asked to shut down: it takes part alone, and ends at once.
+  const e = Fastify()
+  await e.register(graceful, quiet)
+  await e.close()
+  t.match(await e.graceful.shutdown('late'), { exitCode: 0, reason: 'late', pending: [] })
 })
