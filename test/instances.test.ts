@@ -96,8 +96,15 @@ t.test('shutdown() on one instance is the process-wide shutdown; an instance clo
   t.equal(a.graceful.state, 'draining')
   t.equal(b.graceful.state, 'draining', 'the other instance drains at once too')
   t.equal(b.graceful.shutdown(), result, 'and its shutdown() joins the same one')
+  // An instance registered while the shutdown runs is not part of it; its shutdown() joins the running one.
+  const late = Fastify()
+  t.teardown(() => late.close())
+  await late.register(graceful, quiet)
+  t.equal(late.graceful.shutdown(), result)
   setImmediate(done)
   t.match(await result, { exitCode: 0, reason: 'test' })
+  t.equal(late.graceful.state, 'starting', 'it was not drained')
+  await late.close()
   t.equal(b.graceful.state, 'closed')
 
   // A new instance after a finished shutdown starts afresh.

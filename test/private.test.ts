@@ -20,6 +20,9 @@ import {
 
 const require = createRequire(import.meta.url)
 
+// First, before any request: an object without fastify's symbol finds nothing (and remembers nothing).
+t.equal(routeHooksOf({}), undefined, 'no route context on a plain object')
+
 t.test('fastify: the secondary servers under Symbol(fastify.serverBindings)', async t => {
   const { kServerBindings } = require('fastify/lib/symbols.js') as { kServerBindings: symbol }
   t.equal(kServerBindings.description, 'fastify.serverBindings')

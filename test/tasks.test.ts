@@ -165,6 +165,21 @@ t.test('pipelined requests during a drain: the first is answered with Connection
   t.match(received, /connection: close/i)
 })
 
+t.test('the wait settles only if still idle a turn later: a task added in between is waited for', async t => {
+  const tracker = new TaskTracker()
+  const first = tracker.add('first')
+  let idle = false
+  const waited = tracker.whenIdle().then(() => { idle = true })
+  first()
+  const second = tracker.add('second')
+  await new Promise(resolve => setImmediate(resolve))
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(idle, false, 'the second task holds the wait')
+  second()
+  await waited
+  t.equal(idle, true)
+})
+
 t.test('releasing a response that is not tracked does nothing', async t => {
   const tracker = new TaskTracker()
   tracker.requests.release({} as RawResponse)
