@@ -54,6 +54,7 @@ done
 wait "$build"
 echo "kube-build: built in $((SECONDS - started))s"
 rm -rf "$bin"
+chmod 755 "$tmp"
 mv "$tmp" "$bin"
 trap - EXIT
 echo "cold build: $((SECONDS - started)) s on $(nproc) cores with $(go version | cut -d' ' -f3), $(date -u +%Y-%m-%d)" > "$cache/build.txt"

@@ -64,7 +64,7 @@ down() {
   pids=$(pids_of_ours | sort -u)
   [ -n "$pids" ] && log "stopping $(echo "$pids" | wc -l) processes of the cluster"
   for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
-  while [ -n "$(pids_of_ours)" ] && [ $tries -lt 50 ]; do sleep 0.2; tries=$((tries + 1)); done
+  while [ -n "$(pids_of_ours)" ] && [ $tries -lt 25 ]; do sleep 0.2; tries=$((tries + 1)); done
   for pid in $(pids_of_ours | sort -u); do kill -KILL "$pid" 2>/dev/null || true; done
   # Mounts under the state and run dirs (container root filesystems, shm, pod network namespaces), deepest first.
   local m
