@@ -1,7 +1,7 @@
 // The rollout timeline as an SVG that GitHub shows inline: one panel per variant, on one time axis (0 = the
 // rollout starts). Top of each panel: responses per second, ok (green) and failed (red), by the time each
 // request ended. Below: one lane per replica, coloured by its state as the driver saw it.
-import type { ScenarioResult } from '../test/e2e/driver.js'
+import type { ScenarioResult } from '../kubesim/driver.js'
 
 export interface Panel {
   title: string

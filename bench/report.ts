@@ -170,7 +170,7 @@ function shutdownSection (s: ShutdownResult, out: string[], goals: string[][], n
 function rolloutSection (r: RolloutResult, out: string[], goals: string[][], chartFile: string | undefined): void {
   const runs = r.variants[0]?.runs.length ?? 0
   out.push('## 3. Failures during a rolling restart', '')
-  out.push(`The e2e driver (\`test/e2e/driver.ts\`) with local-process replicas: ${r.replicas} replicas, maxSurge ${r.maxSurge}, ` +
+  out.push(`The e2e driver (\`kubesim/driver.ts\`) with local-process replicas: ${r.replicas} replicas, maxSurge ${r.maxSurge}, ` +
     `maxUnavailable ${r.maxUnavailable}, the manifest's probes and preStop (\`kill -HUP 1\`, then SIGTERM), grace period ${r.graceS} s, ` +
     'endpoint changes reaching the front doors after 1 s, drain 2.5 s and timeout 5 s where the library has such settings. Load through ' +
     'three real front doors (the e2e suite\'s): nginx as ingress-nginx configures it (Lua balancer, upstream keepalive, retries of ' +

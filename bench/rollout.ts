@@ -1,12 +1,12 @@
-// Item 3: a rolling update under load, at process level, with the e2e driver (test/e2e/driver.ts): the
+// Item 3: a rolling update under load, at process level, with the e2e driver (kubesim/driver.ts): the
 // Deployment controller, the kubelet's probes and stop sequence, and the real front doors of the e2e suite
 // (nginx with its Lua balancer, HAProxy, kube-proxy's iptables rules in a network namespace; endpoint
 // changes after a propagation delay), with the numbers of k8s/deployment.yaml (durations shortened as the
 // e2e suite shortens them). The same rollout for this service and for the same service wired the way each
 // peer is used. Needs root and the Debian packages .ci/run installs.
 import { join } from 'node:path'
-import { DOORS, doorsUnavailable, loadDeployment, processRuntime, runRolloutScenario, withOverrides, type Door, type ScenarioResult } from '../test/e2e/driver.js'
-import { verdict } from '../test/e2e/summary.js'
+import { DOORS, doorsUnavailable, loadDeployment, processRuntime, runRolloutScenario, withOverrides, type Door, type ScenarioResult } from '../kubesim/driver.js'
+import { verdict } from '../kubesim/summary.js'
 import { progress } from './lib/log.js'
 import { BENCH_DIST, ROOT, SERVICE_MAIN } from './lib/paths.js'
 import { spread, type Spread } from './lib/stats.js'
@@ -40,7 +40,7 @@ export interface RunFigures {
   /** WebSockets the server ended otherwise than with 1001, SSE streams cut instead of ended. */
   wsBad: number
   sseErrored: number
-  /** GETs that failed at once on a kept-alive connection and were sent again (test/e2e/load.ts), ok or not. */
+  /** GETs that failed at once on a kept-alive connection and were sent again (kubesim/load.ts), ok or not. */
   retried: number
   jobsAccepted: number
   jobsLost: number

@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { parseDockerfile } from '../doctor/dockerfile.js'
-import { runDoctor } from '../doctor/doctor.js'
-import { describeImage, hasExecutable } from '../doctor/images.js'
-import { selects } from '../doctor/labels.js'
-import { loadManifests } from '../doctor/manifests.js'
-import { validateManifest } from '../doctor/schema.js'
+import { parseDockerfile } from '../packages/doctor/src/dockerfile.js'
+import { runDoctor } from '../packages/doctor/src/doctor.js'
+import { describeImage, hasExecutable } from '../packages/doctor/src/images.js'
+import { selects } from '../packages/doctor/src/labels.js'
+import { loadManifests } from '../packages/doctor/src/manifests.js'
+import { validateManifest } from '../packages/doctor/src/schema.js'
 import { DEFAULTS, HARD_DEADLINE_MARGIN } from '../plugin/options.js'
 
 const repo = fileURLToPath(new URL('..', import.meta.url))
@@ -173,7 +173,7 @@ t.test('the doctor finds nothing in the project\'s own Dockerfile and k8s/', asy
 
 t.test('the doctor\'s copy of the plugin\'s defaults is the plugin\'s', async (t) => {
   // The doctor must not import the plugin (its bin stays free of Fastify), so it repeats these numbers.
-  const { DEFAULTS: doctorDefaults, HARD_DEADLINE_MS } = await import('../doctor/workload-rules.js')
+  const { DEFAULTS: doctorDefaults, HARD_DEADLINE_MS } = await import('../packages/doctor/src/workload-rules.js')
   t.same(doctorDefaults, { drainDelay: DEFAULTS.drainDelay, timeout: DEFAULTS.timeout, readinessPath: DEFAULTS.readinessPath, livenessPath: DEFAULTS.livenessPath })
   t.equal(HARD_DEADLINE_MS, HARD_DEADLINE_MARGIN)
 })

@@ -194,7 +194,7 @@ t.test('npm pack of the doctor: its own package, run with npx from a fresh proje
   t.teardown(() => run('rm', ['-rf', dir]))
   const info = await pack(t, dir, 'fastify-graceful-k8s-doctor')
   t.match(info.filename, /^fastify-graceful-k8s-doctor-[\d.]+\.tgz$/)
-  const modules = readdirSync(join(root, 'doctor')).filter(f => f.endsWith('.ts')).map(f => f.slice(0, -3))
+  const modules = readdirSync(join(root, 'packages', 'doctor', 'src')).filter(f => f.endsWith('.ts')).map(f => f.slice(0, -3))
   t.same(info.files.map(f => f.path).sort(), ['LICENSE', 'README.md', ...modules.map(m => `dist/${m}.js`), 'package.json'].sort(),
     'the doctor\'s JS (no types: it is a command), README and LICENSE')
 

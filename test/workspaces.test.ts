@@ -1,4 +1,4 @@
-// The repository's packages (issue 13.1): the plugin (the root), the doctor (sources in doctor/, its package
+// The repository's packages (issue 13.1): the plugin (the root), the doctor (sources in packages/doctor/src/, its package
 // in packages/doctor/, published on its own) and the service (service/, private: what the image installs).
 // Each declares what its code imports, and the doctor package's own command implies `doctor`.
 import { spawnSync } from 'node:child_process'
@@ -35,10 +35,10 @@ t.test('the plugin depends on what plugin/ imports, nothing else; fastify is a p
   t.notOk(root.bin, 'no bin: the doctor is its own package')
 })
 
-t.test('the doctor depends on what doctor/ imports, nothing else', async t => {
+t.test('the doctor depends on what packages/doctor/src/ imports, nothing else', async t => {
   const doctor = manifest('packages/doctor')
   t.equal(doctor.name, 'fastify-graceful-k8s-doctor')
-  t.same(imports('doctor'), declared(doctor))
+  t.same(imports('packages/doctor/src'), declared(doctor))
   t.same(Object.keys(doctor.bin ?? {}).sort(), ['fastify-graceful-k8s', 'fastify-graceful-k8s-doctor'])
 })
 
@@ -51,7 +51,7 @@ t.test('the service declares what it loads: its own imports and the plugin\'s', 
 })
 
 t.test('the doctor package\'s command: `doctor` implied, or given', async t => {
-  const bin = join(repo, 'doctor/bin.ts')
+  const bin = join(repo, 'packages/doctor/src/bin.ts')
   const spawn = (args: string[]) => spawnSync(process.execPath, [...process.execArgv, bin, ...args], { cwd: repo, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } })
   for (const args of [[], ['doctor'], ['--dockerfile', 'Dockerfile', '--k8s', 'k8s']]) {
     const result = spawn(args)

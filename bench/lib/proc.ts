@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
-import { freePort } from '../../test/e2e/replica.js'
+import { freePort } from '../../kubesim/replica.js'
 import { ROOT } from './paths.js'
 
 export type Line = Record<string, unknown> & { msg?: string }

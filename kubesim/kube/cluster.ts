@@ -5,8 +5,8 @@ import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { onCleanup } from '../../test/e2e/cleanup.js'
-import { REPO_ROOT } from '../../test/e2e/replica.js'
+import { onCleanup } from '../cleanup.js'
+import { REPO_ROOT } from '../replica.js'
 import { KubeApi, readKubeConfig } from './api.js'
 
 const CLUSTER = join(REPO_ROOT, '.ci', 'kube-cluster.sh')

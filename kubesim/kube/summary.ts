@@ -1,9 +1,9 @@
 // The summary of one real-cluster scenario (.kube/summary.txt): the Kubernetes version, what the load saw per
 // front door (requests by method, failures, lost jobs, WebSockets, SSE), and how each old pod ended as the
 // kubelet reported it (exit code, reason, shutdown time) with its events.
-import type { ScenarioResult } from '../../test/e2e/driver.js'
-import { percentile } from '../../test/e2e/load.js'
-import { doorVerdict, failuresByCause, type DoorVerdict } from '../../test/e2e/summary.js'
+import type { ScenarioResult } from '../driver.js'
+import { percentile } from '../load.js'
+import { doorVerdict, failuresByCause, type DoorVerdict } from '../summary.js'
 import type { KubeResult, PodRecord } from './scenario.js'
 
 // doorVerdict and failuresByCause read only requests, ws, sse and jobs, which a KubeResult has alike.

@@ -11,13 +11,13 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { buildApp } from '../../service/app.js'
-import { cleanupSync } from './cleanup.js'
-import { buildImages, dockerUnavailable, IMAGE, SHELL_FORM_IMAGE } from './docker.js'
+import { cleanupSync } from '../../kubesim/cleanup.js'
+import { buildImages, dockerUnavailable, IMAGE, SHELL_FORM_IMAGE } from '../../kubesim/docker.js'
 import {
   containerRuntime, DOCKER, DOORS, doorsUnavailable, loadDeployment, processRuntime, REPO_ROOT, run, runRolloutScenario, withOverrides,
   type Runtime, type ScenarioResult
-} from './driver.js'
-import { failuresByCause, formatSummary, verdict } from './summary.js'
+} from '../../kubesim/driver.js'
+import { failuresByCause, formatSummary, verdict } from '../../kubesim/summary.js'
 
 // The manifest's replicas, surge/unavailable, probe path and thresholds and preStop stay as they are;
 // durations shrink so the suite takes minutes, keeping the manifest's budget relation:

@@ -10,14 +10,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { cleanupSync } from '../e2e/cleanup.js'
-import { buildImages, dockerUnavailable, IMAGE, SHELL_FORM_IMAGE } from '../e2e/docker.js'
-import { nginxUnavailable } from '../e2e/nginx.js'
-import { REPO_ROOT, run } from '../e2e/replica.js'
+import { cleanupSync } from '../../kubesim/cleanup.js'
+import { buildImages, dockerUnavailable, IMAGE, SHELL_FORM_IMAGE } from '../../kubesim/docker.js'
+import { nginxUnavailable } from '../../kubesim/nginx.js'
+import { REPO_ROOT, run } from '../../kubesim/replica.js'
 import { importImages, kubeBinaries, kubeUnavailable, startCluster, type Cluster } from '../../kubesim/kube/cluster.js'
 import { runKubeScenario, type Disruption, type KubeResult } from '../../kubesim/kube/scenario.js'
 import { badExits, formatKubeSummary, killed, kubeDoorVerdict } from '../../kubesim/kube/summary.js'
-import type { Door } from '../e2e/frontdoors.js'
+import type { Door } from '../../kubesim/frontdoors.js'
 
 // The e2e suite's load, per front door: 2 loops of fast GETs, one of 1–2 s GETs, a 1.5–2.5 s background job
 // every 600 ms, 2 WebSocket clients and 2 SSE clients.

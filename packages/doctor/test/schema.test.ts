@@ -11,12 +11,12 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
 import { Service } from 'kubernetes-models/v1'
 import t from 'tap'
 import { parseAllDocuments } from 'yaml'
-import { closest, formatPath, knownKinds, validateManifest, type SchemaIssue } from '../doctor/schema.js'
+import { closest, formatPath, knownKinds, validateManifest, type SchemaIssue } from '../src/schema.js'
 // @ts-expect-error: a plain JavaScript development script without declarations
-import { cli, outFile } from '../scripts/gen-doctor-schema.js'
+import { cli, outFile } from '../scripts/gen-schema.js'
 
-const repo = fileURLToPath(new URL('..', import.meta.url))
-const generator = join(repo, 'scripts', 'gen-doctor-schema.js')
+const repo = fileURLToPath(new URL('../../..', import.meta.url))
+const generator = join(repo, 'packages', 'doctor', 'scripts', 'gen-schema.js')
 type Manifest = Record<string, unknown>
 
 function load (file: string): Manifest[] {
@@ -43,7 +43,7 @@ function ours (doc: Manifest): SchemaIssue[] {
 t.test('the committed schema is what the generator writes from the installed kubernetes-models', async (t) => {
   const check = spawnSync(process.execPath, [generator, '--check'], { encoding: 'utf8' })
   t.equal(check.status, 0, check.stderr || 'doctor/k8s-schema.ts is fresh')
-  t.equal(outFile, join(repo, 'doctor', 'k8s-schema.ts'))
+  t.equal(outFile, join(repo, 'packages', 'doctor', 'src', 'k8s-schema.ts'))
 
   const dir = mkdtempSync(join(tmpdir(), 'doctor-schema-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -152,7 +152,7 @@ t.test('inline object types are their own schema, not the definition of the file
   const machinery = join(repo, 'node_modules', '@kubernetes-models', 'apimachinery')
   const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
     entry.isDirectory() && !entry.name.startsWith('_') ? files(join(dir, entry.name)) : entry.name.endsWith('.d.ts') ? [join(dir, entry.name)] : [])
-  const { schemaData } = await import('../doctor/k8s-schema.js')
+  const { schemaData } = await import('../src/k8s-schema.js')
   let inline = 0
   for (const file of [...files(models), ...files(machinery)]) {
     const text = readFileSync(file, 'utf8')

@@ -18,7 +18,7 @@ import type { PreStop, Security } from './manifest.js'
 import { createNetwork, type Network } from './netns.js'
 import { onCleanup } from './cleanup.js'
 
-export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url))
+export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const DOCKER = process.env.DOCKER ?? (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker')
 
 export type LogLine = Record<string, unknown> & { msg?: string }

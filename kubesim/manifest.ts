@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseAllDocuments } from 'yaml'
 
-export const DEFAULT_MANIFEST = fileURLToPath(new URL('../../k8s/deployment.yaml', import.meta.url))
+export const DEFAULT_MANIFEST = fileURLToPath(new URL('../k8s/deployment.yaml', import.meta.url))
 
 /** A probe as the kubelet runs it (httpGet only: the only kind this project's manifests use). */
 export interface HttpProbe {

@@ -1,4 +1,4 @@
-// A small validator for the JSON Schema subset scripts/gen-doctor-schema.js emits. Written here instead of
+// A small validator for the JSON Schema subset scripts/gen-schema.js emits. Written here instead of
 // using ajv so that the doctor can say "unknown field … (did you mean …?)" with the field's own path, and
 // because the subset is tiny: objects with closed property sets, arrays, maps, enums, int-or-string.
 import { schemaData } from './k8s-schema.js'

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Generates doctor/k8s-schema.ts: the JSON schemas of the few Kubernetes kinds the doctor validates,
+// Generates src/k8s-schema.ts: the JSON schemas of the few Kubernetes kinds the doctor validates,
 // with unknown fields rejected (additionalProperties: false), in a compact file shipped in the package.
 //
 // Why a generator and not a runtime dependency: kubernetes-models is 27 MB and ships its schemas only as
@@ -18,7 +18,7 @@ const require = createRequire(import.meta.url)
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const modelsDir = dirname(require.resolve('kubernetes-models/package.json'))
 const machineryDir = dirname(require.resolve('@kubernetes-models/apimachinery/package.json', { paths: [modelsDir] }))
-export const outFile = join(root, 'doctor', 'k8s-schema.ts')
+export const outFile = join(root, 'src', 'k8s-schema.ts')
 
 /** The kinds the doctor validates: `apiVersion/kind` → declaration file. */
 export const kinds = {

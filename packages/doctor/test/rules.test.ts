@@ -1,4 +1,4 @@
-// Every doctor rule against its fixture: test/fixtures/doctor/<case>/ holds a Dockerfile and/or k8s/, and
+// Every doctor rule against its fixture: packages/doctor/test/fixtures/<case>/ holds a Dockerfile and/or k8s/, and
 // marks each line that must be reported with `# expect: rule[, rule]` (YAML, on the line) or
 // `# expect-next: rule` (Dockerfile, on the line before). A case must report exactly what it marks.
 // The false alarms of real-world files are marked too: `# expect-not: rule` (`# expect-not-next: rule`)
@@ -8,9 +8,9 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { runDoctor, type DoctorOptions } from '../doctor/doctor.js'
+import { runDoctor, type DoctorOptions } from '../src/doctor.js'
 
-const root = fileURLToPath(new URL('./fixtures/doctor/', import.meta.url))
+const root = fileURLToPath(new URL('./fixtures/', import.meta.url))
 
 function filesIn (dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

@@ -3,11 +3,11 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { main, type Io } from '../doctor/main.js'
+import { main, type Io } from '../src/main.js'
 
-const repo = fileURLToPath(new URL('..', import.meta.url))
-const fixtures = fileURLToPath(new URL('./fixtures/doctor/', import.meta.url))
-const cli = fileURLToPath(new URL('../doctor/cli.ts', import.meta.url))
+const repo = fileURLToPath(new URL('../../..', import.meta.url))
+const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url))
+const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 
 function run (argv: string[], opts: { cwd?: string, tty?: boolean, env?: NodeJS.ProcessEnv } = {}) {
   let stdout = ''
@@ -111,7 +111,7 @@ t.test('flags: paths of the plugin, several --k8s values, values inline or apart
   const live = run(['doctor', '--liveness-path', '/alive', '--json'], { cwd: `${fixtures}liveness-on-readiness` })
   t.equal(JSON.parse(live.stdout).findings[0].fix, 'livenessProbe.httpGet.path: /alive', 'the fix names the app\'s liveness path')
   const both = run(['doctor', '--k8s', `${fixtures}clean-k8s/k8s/app.yaml`, `${fixtures}prestop-missing/k8s`, '--json'])
-  t.same(JSON.parse(both.stdout).checked, ['test/fixtures/doctor/clean-k8s/k8s/app.yaml', 'test/fixtures/doctor/prestop-missing/k8s/app.yaml'])
+  t.same(JSON.parse(both.stdout).checked, ['packages/doctor/test/fixtures/clean-k8s/k8s/app.yaml', 'packages/doctor/test/fixtures/prestop-missing/k8s/app.yaml'])
   const repeated = run(['doctor', '--k8s', 'k8s/deployment.yaml', '--k8s', 'k8s/pdb.yaml', '--dockerfile', 'Dockerfile', '--json'])
   t.same(JSON.parse(repeated.stdout).checked, ['Dockerfile', 'k8s/deployment.yaml', 'k8s/pdb.yaml'])
 })
@@ -173,7 +173,7 @@ t.test('unreadable input: exit 2 with a message naming the path', async (t) => {
   const cases: Array<[string[], string, string?]> = [
     [['doctor'], `nothing to check: no Dockerfile and no k8s/ in ${fixtures}; pass --dockerfile PATH and/or --k8s DIR`, fixtures],
     [['doctor', '--k8s', 'missing'], 'cannot read missing: no such file or directory'],
-    [['doctor', '--k8s', 'doctor'], 'no manifests in doctor: expected .yaml, .yml or .json files'],
+    [['doctor', '--k8s', 'plugin'], 'no manifests in plugin: expected .yaml, .yml or .json files'],
     [['doctor', '--dockerfile', 'k8s'], 'cannot read k8s: it is a directory'],
     [['doctor', '--dockerfile', 'Dockerfile/inside'], 'cannot read Dockerfile/inside: ENOTDIR: not a directory, open \'' + repo + 'Dockerfile/inside\''],
     [['doctor', '--k8s', 'Dockerfile/inside'], 'cannot read Dockerfile/inside: ENOTDIR: not a directory, stat \'' + repo + 'Dockerfile/inside\'']

@@ -3,7 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { mainProcess, tokenize, type ShellKind, type StartContext, type StartPart } from '../doctor/main-process.js'
+import { mainProcess, tokenize, type ShellKind, type StartContext, type StartPart } from '../src/main-process.js'
 
 const cmd = (argv: string[] | string, keyword = 'CMD'): StartPart =>
   typeof argv === 'string' ? { keyword, file: 'Dockerfile', line: 9, argv: undefined, text: argv } : { keyword, file: 'Dockerfile', line: 9, argv, text: argv.join(' ') }
