@@ -59,7 +59,9 @@ export function startChild (file: string, args: string[] = [], opts: { pid1?: bo
     proc.on('close', (code, signal) => resolve({ code, signal, at: performance.now() }))
   })
 
-  const waitForLog = (match: (line: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> => {
+  // 60 s: a child started through tap's TypeScript loader and coverage hooks took over 20 s to listen on a
+  // 2-core machine busy with other work; only a real hang reaches this bound (it also ends at the child's exit).
+  const waitForLog = (match: (line: LogLine) => boolean, timeoutMs = 60_000): Promise<LogLine> => {
     const seen = logs.find(match)
     if (seen !== undefined) return Promise.resolve(seen)
     return new Promise((resolve, reject) => {
