@@ -12,8 +12,10 @@ import Fastify from 'fastify'
 import { Agent, request } from 'undici'
 import WebSocket from 'ws'
 import graceful from '../plugin/index.js'
-import { fixture, msg, startChild, type Child } from './helpers/child.js'
+import { CHILD_FILE_TIMEOUT_MS, fixture, msg, startChild, type Child } from './helpers/child.js'
 import { Gates, until } from './helpers/app.js'
+
+t.setTimeout(CHILD_FILE_TIMEOUT_MS)
 
 const longLived = fixture('long-lived.ts')
 // A timeout only a real hang reaches: an exit before it (code 0, no 'hard deadline' line) is the proof that
