@@ -8,7 +8,7 @@ import { buildApp } from '../service/app.js'
 import { ConfigError, readConfig } from '../service/config.js'
 import { finish, JobStore } from '../service/jobs.js'
 import { msg, startChild } from './helpers/child.js'
-import { sleep } from './helpers/app.js'
+import { sleep, until } from './helpers/app.js'
 
 const root = new URL('../', import.meta.url)
 
@@ -50,7 +50,7 @@ t.test('POST /jobs answers 202 at once; the job runs on as a task; GET /jobs/:id
   t.match(res.json(), { id: String, kind: 'inline', state: 'running' })
   t.match(app.graceful.pending(), [{ kind: 'task', name: `job inline ${id}` }])
   t.match((await app.inject(`/jobs/${id}`)).json(), { id, state: 'running' })
-  await sleep(400)
+  while ((await app.inject(`/jobs/${id}`)).json().state === 'running') await sleep(20)
   t.match((await app.inject(`/jobs/${id}`)).json(), { id, kind: 'inline', ms: 300, state: 'completed', finishedAt: String })
   t.equal((await app.inject('/jobs/nope')).statusCode, 404)
   const bad = await app.inject({ method: 'POST', url: '/jobs', payload: { ms: 1, kind: 'thread' } })
@@ -71,7 +71,7 @@ t.test('an inline job still running at the deadline is interrupted, and says so'
   const result = await app.graceful.shutdown()
   t.equal(result.exitCode, 1)
   t.match(result.pending, [{ kind: 'task', name: `job inline ${id}` }])
-  await sleep(20)
+  await until(() => app.lines.some(l => l.msg === 'job interrupted: can be retried'), 'the interrupted job is logged')
   t.match(app.lines.find(l => l.msg === 'job interrupted: can be retried'), { level: 40, jobId: id, kind: 'inline', state: 'interrupted' })
 })
 
