@@ -4,7 +4,9 @@ import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { request } from 'undici'
-import { fixture, msg, startChild } from './helpers/child.js'
+import { CHILD_FILE_TIMEOUT_MS, fixture, msg, startChild } from './helpers/child.js'
+
+t.setTimeout(CHILD_FILE_TIMEOUT_MS)
 
 const cliApp = fixture('cli/app.ts')
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
