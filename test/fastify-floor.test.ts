@@ -8,10 +8,10 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import graceful from '../plugin/index.js'
 import { FASTIFY_FLOOR } from '../plugin/options.js'
-import { CHILD_FILE_TIMEOUT_MS } from './helpers/child.js'
+import { NPM_FILE_TIMEOUT_MS } from './helpers/child.js'
 import { npm, root } from './helpers/pack.js'
 
-t.setTimeout(CHILD_FILE_TIMEOUT_MS)
+t.setTimeout(NPM_FILE_TIMEOUT_MS)
 
 const BELOW = '5.11.1' // the release that fixed close() but reports version 5.11.0
 

@@ -4,10 +4,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { CHILD_FILE_TIMEOUT_MS } from './helpers/child.js'
+import { NPM_FILE_TIMEOUT_MS } from './helpers/child.js'
 import { npm, pack, root, run } from './helpers/pack.js'
 
-t.setTimeout(CHILD_FILE_TIMEOUT_MS)
+t.setTimeout(NPM_FILE_TIMEOUT_MS)
 
 t.test('npm pack of the doctor: its own package, run with npx from a fresh project', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'graceful-pack-doctor-'))

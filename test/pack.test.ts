@@ -8,10 +8,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from '
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { CHILD_FILE_TIMEOUT_MS } from './helpers/child.js'
+import { NPM_FILE_TIMEOUT_MS } from './helpers/child.js'
 import { npm, pack, root, run } from './helpers/pack.js'
 
-t.setTimeout(CHILD_FILE_TIMEOUT_MS)
+t.setTimeout(NPM_FILE_TIMEOUT_MS)
 
 const node = (file: string, cwd: string) => run(process.execPath, [file], { cwd, timeout: 60_000 })
 const tsc = (project: string, dir: string) => run(process.execPath, [join(project, 'node_modules/typescript/bin/tsc'), '-p', dir], { cwd: dir })

@@ -35,6 +35,13 @@ export interface Child {
  */
 export const CHILD_FILE_TIMEOUT_MS = 480_000
 
+/**
+ * Per-file limit for the files that install packages with npm and compile fresh projects with tsc
+ * (pack, pack-doctor, fastify-floor): pack.test.ts took 214 s with two CPU-bound processes beside the suite
+ * and 436 s at a load of 20 on 2 cores. Each npm and tsc run is bounded by its own exit.
+ */
+export const NPM_FILE_TIMEOUT_MS = 900_000
+
 export const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
 
 /**
