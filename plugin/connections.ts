@@ -100,7 +100,9 @@ export class Connections {
       // @fastify/websocket routes the upgrade through fastify: its route handler leaves the request id here.
       const upgrade: { reqId?: string } = {}
       ;(req as { [kUpgrade]?: object })[kUpgrade] = upgrade
-      const done = tracker.addConnection('websocket', `${req.method ?? 'GET'} ${req.url ?? ''}`, () => upgrade.reqId)
+      // A server's upgrade request always has both (the fallbacks were never taken: uncovered on Node 24 and 26).
+      const { method, url } = req as IncomingMessage & { method: string, url: string }
+      const done = tracker.addConnection('websocket', `${method} ${url}`, () => upgrade.reqId)
       socket.once('close', () => {
         this.sockets.delete(socket)
         done()

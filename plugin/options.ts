@@ -211,15 +211,19 @@ export function resolveOptions (options: unknown = {}): GracefulConfig {
 }
 
 /**
- * Fastify 5.9.0 to 5.11.0 destroy requests in flight on close() with the default forceCloseConnections:
- * exactly what a graceful shutdown must not do (fixed in 5.11.1).
+ * The fastify versions the plugin accepts, as its peer dependency says: >=5.11.2 <6. Fastify 5.9.0 to 5.11.0
+ * destroy requests in flight on close() with the default forceCloseConnections, exactly what a graceful
+ * shutdown must not do; 5.11.1 fixed that but reports `version` 5.11.0 (its constant was not bumped), so the
+ * oldest version whose `fastify.version` can be told apart is 5.11.2. Older 5.x releases are not tested.
  */
+export const FASTIFY_FLOOR = '5.11.2'
+
 export function assertFastifyVersion (version: string): void {
   const [major = 0, minor = 0, patch = 0] = version.split(/[.-]/).map(Number)
   const n = major * 1_000_000 + minor * 1000 + patch
-  if (n >= 5_009_000 && n < 5_011_001) {
-    throw new GracefulError('FST_GRACEFUL_FASTIFY_VERSION',
-      `fastify ${version} destroys requests in flight on close(), which defeats a graceful shutdown (fixed in 5.11.1). ` +
-      'Fix: npm install fastify@^5.11.1')
-  }
+  if (n >= 5_011_002 && major < 6) return
+  const why = n >= 5_009_000 && n < 5_011_002
+    ? 'destroys requests in flight on close(), which defeats a graceful shutdown (fixed in 5.11.1, which reports itself as 5.11.0)'
+    : `is outside the versions this plugin supports (>=${FASTIFY_FLOOR} <6)`
+  throw new GracefulError('FST_GRACEFUL_FASTIFY_VERSION', `fastify ${version} ${why}. Fix: npm install fastify@^${FASTIFY_FLOOR}`)
 }

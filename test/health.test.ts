@@ -70,11 +70,13 @@ t.test('a drain that starts while checks run wins', async t => {
 
 t.test('health probes are not tasks', async t => {
   let release = (): void => {}
+  let checking = (): void => {}
+  const checkStarted = new Promise<void>(resolve => { checking = resolve })
   const { app, url } = await build(t, {
-    readinessChecks: [{ name: 'held', check: () => new Promise<void>(resolve => { release = resolve }), timeout: 5000 }]
+    readinessChecks: [{ name: 'held', check: () => new Promise<void>(resolve => { release = resolve; checking() }), timeout: 30_000 }]
   })
   const probe = get(`${url}/readyz`)
-  await sleep(50)
+  await checkStarted
   t.same(app.graceful.pending(), [], 'a probe in flight is not pending work')
   release()
   t.equal((await probe).status, 200)

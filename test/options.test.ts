@@ -76,14 +76,20 @@ t.test('nothing is installed when registration fails', async t => {
   t.equal(process.listenerCount('SIGTERM'), before)
 })
 
-t.test('fastify 5.9.0 to 5.11.0 are refused: they destroy requests in flight on close()', async t => {
-  for (const version of ['5.9.0', '5.10.2', '5.11.0']) {
+t.test('fastify below the floor (5.11.2) or from 6 on is refused; 5.9.0 to 5.11.1 say why', async t => {
+  for (const version of ['5.9.0', '5.10.2', '5.11.0', '5.11.1']) {
     t.throws(() => assertFastifyVersion(version), {
       code: 'FST_GRACEFUL_FASTIFY_VERSION',
-      message: new RegExp(`fastify ${version.replace(/\./g, '\\.')} destroys requests in flight on close\\(\\).*Fix: npm install fastify@\\^5\\.11\\.1`)
+      message: new RegExp(`fastify ${version.replace(/\./g, '\\.')} destroys requests in flight on close\\(\\).*Fix: npm install fastify@\\^5\\.11\\.2`)
     }, version)
   }
-  for (const version of ['5.8.4', '5.11.1', '5.12.8', '5.13.0-rc.1']) t.doesNotThrow(() => assertFastifyVersion(version), version)
+  for (const version of ['5.0.0', '5.8.4', '6.0.0-alpha.4', '4.29.1']) {
+    t.throws(() => assertFastifyVersion(version), {
+      code: 'FST_GRACEFUL_FASTIFY_VERSION',
+      message: `fastify ${version} is outside the versions this plugin supports (>=5.11.2 <6). Fix: npm install fastify@^5.11.2`
+    }, version)
+  }
+  for (const version of ['5.11.2', '5.12.8', '5.13.0-rc.1', '5.99.0']) t.doesNotThrow(() => assertFastifyVersion(version), version)
   t.doesNotThrow(() => assertFastifyVersion(Fastify().version), 'the installed fastify')
 })
 

@@ -9,7 +9,7 @@ import { request } from 'undici'
 import WebSocket from 'ws'
 import websocket from '@fastify/websocket'
 import graceful, { type GracefulOptions } from '../plugin/index.js'
-import { sleep } from './helpers/app.js'
+import { Gates, sleep, until } from './helpers/app.js'
 
 type Line = Record<string, unknown> & { msg?: string }
 
@@ -52,19 +52,18 @@ t.test('fastify.close() during the drain neither cuts the drain nor runs onClose
   const { app, lines } = logged(t)
   const order: string[] = []
   app.addHook('onClose', async () => { order.push('onClose') })
-  await app.register(graceful, { ...quiet, drainDelay: 600 })
+  // A drain long enough for one request on loopback on a busy machine; the test waits for its end, not for a time.
+  await app.register(graceful, { ...quiet, drainDelay: 5000 })
   app.get('/hello', async () => ({ hello: 'world' }))
   const url = await listen(app)
   const done = app.graceful.task('flush-queue')
   const shutdown = app.graceful.shutdown()
-  await sleep(100)
   const closed = app.close().then(() => order.push('close() resolved'))
-  await sleep(200)
   const during = await request(`${url}/hello`, { reset: true })
   t.equal(during.statusCode, 200, 'a request during the drain is still served (no 503), on a new connection')
   t.same(await during.body.json(), { hello: 'world' })
   t.equal(app.graceful.state, 'draining', 'still draining')
-  await sleep(500)
+  await until(() => app.graceful.state !== 'draining', 'the drain ends', 30_000)
   t.equal(app.graceful.state, 'closing')
   order.push('task done')
   done()
@@ -91,15 +90,18 @@ t.test('registered in an encapsulated context: every route of the server is trac
     await child.register(graceful, { ...quiet, drainDelay: 300 })
     graceful$ = child.graceful
   })
-  app.get('/root-slow', async () => { await sleep(400); return { ok: true } })
+  const gates = new Gates()
+  t.teardown(() => gates.openAll())
+  app.get('/root-slow', async () => { await gates.pass('root'); return { ok: true } })
   const url = await listen(app)
   const controller = graceful$ as FastifyInstance['graceful']
   t.equal(app.hasDecorator('graceful'), false, 'the decorator lives in the child context')
   const slow = request(`${url}/root-slow`)
-  await sleep(50)
+  await gates.arrived('root')
   t.match(controller.pending(), [{ kind: 'request', name: 'GET /root-slow', reqId: 'req-1' }], "a root route's request is pending")
   const shutdown = controller.shutdown()
   t.equal((await request(`${url}/readyz`, { reset: true })).statusCode, 503, 'probes answer for the whole server')
+  gates.open('root')
   const res = await slow
   t.equal(res.statusCode, 200)
   t.equal(res.headers.connection, 'close', 'and gets Connection: close')
@@ -207,7 +209,9 @@ t.test('an upgrade on a connection still open after the close phase is answered 
   await app.register(graceful, { ...quiet, drainDelay: 0 })
   await app.register(websocket)
   app.get('/ws', { websocket: true }, () => {})
-  app.get('/slow', async () => { await sleep(600); return { ok: true } })
+  const gates = new Gates()
+  t.teardown(() => gates.openAll())
+  app.get('/slow', async () => { await gates.pass('slow'); return { ok: true } })
   const url = await listen(app)
   const { port } = app.server.address() as { port: number }
   const socket = connect({ host: '127.0.0.1', port })
@@ -216,12 +220,13 @@ t.test('an upgrade on a connection still open after the close phase is answered 
   socket.on('data', d => { received += d.toString('latin1') })
   const closed = new Promise(resolve => socket.once('close', resolve))
   socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n')
-  await sleep(100)
+  await gates.arrived('slow')
   const shutdown = app.graceful.shutdown()
-  await sleep(100)
-  t.equal(app.graceful.state, 'closing')
+  await until(() => app.graceful.state === 'closing', 'the close phase starts')
   socket.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
     'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+  await until(() => /HTTP\/1\.1 503/.test(received), 'the upgrade is answered')
+  gates.open('slow')
   await closed
   t.match(received, /HTTP\/1\.1 503 Service Unavailable/, 'refused with 503')
   t.notMatch(received, /101 Switching Protocols/, 'never upgraded')
@@ -243,7 +248,7 @@ t.test('a WebSocket of a library that is not ws is counted unmanaged and can lea
   await new Promise(resolve => socket.once('connect', resolve))
   socket.write('GET /custom HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
   socket.resume()
-  await sleep(100)
+  await until(() => app.graceful.pending().length > 0, 'the upgraded socket is tracked')
   t.match(app.graceful.pending(), [{ kind: 'websocket', name: 'GET /custom' }])
   t.equal((await app.graceful.shutdown()).exitCode, 0, 'it left on closeSignal')
   t.match(lines.find(l => l.msg === 'listener closed: waiting for requests and tasks'), { notified: { websockets: 0, websocketsUnmanaged: 1 } })
@@ -275,7 +280,7 @@ t.test('sseRetry: 0 ends streams without a retry line; a stream with no content 
   const sse = await request(`${url}/events`)
   const bytes = await request(`${url}/bytes`)
   const ndjson = await request(`${url}/json-stream`)
-  await sleep(50)
+  await until(() => app.graceful.pending().length === 3, 'the three responses are tracked')
   t.same(app.graceful.pending().map(p => p.kind).sort(), ['request', 'request', 'stream'])
   const shutdown = app.graceful.shutdown()
   t.equal(await sse.body.text(), 'data: 1\n\n', 'ended with nothing added')
@@ -298,13 +303,19 @@ t.test('the server has more than one request listener: each gets every request b
 
 t.test('a readiness probe whose client left before the checks answered is dropped quietly', async t => {
   const { app } = logged(t)
-  await app.register(graceful, { ...quiet, readinessChecks: [{ name: 'slow', check: () => sleep(200) }] })
+  const gates = new Gates()
+  t.teardown(() => gates.openAll())
+  let checked = 0
+  await app.register(graceful, { ...quiet, readinessChecks: [{ name: 'slow', check: async () => { await gates.pass('check'); checked++ } }] })
   const url = await listen(app)
+  const socketClosed = new Promise(resolve => app.server.once('connection', socket => socket.once('close', resolve)))
   const controller = new AbortController()
   const gone = request(`${url}/readyz`, { signal: controller.signal }).catch((err: Error) => err.name)
-  await sleep(50)
+  await gates.arrived('check')
   controller.abort()
   t.equal(await gone, 'AbortError')
-  await sleep(250)
+  await socketClosed
+  gates.open('check')
+  await until(() => checked === 1, 'the check of the probe whose client left ends')
   t.equal((await request(`${url}/readyz`)).statusCode, 200, 'the next probe is answered')
 })

@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import { Agent, request } from 'undici'
 import graceful from '../plugin/index.js'
-import { build, sleep } from './helpers/app.js'
+import { build, until } from './helpers/app.js'
 
 t.test('shutdown() twice returns the same promise; states move in order', async t => {
   const { app } = await build(t, { drainDelay: 200 })
@@ -15,7 +15,6 @@ t.test('shutdown() twice returns the same promise; states move in order', async 
   t.equal(app.graceful.shutdownSignal.aborted, true, 'shutdownSignal fires as the shutdown starts')
   t.equal(app.graceful.shutdownSignal.reason, 'shutdown()')
   t.equal(app.graceful.deadlineSignal.aborted, false, 'deadlineSignal does not')
-  await sleep(300)
   const result = await first
   t.equal(app.graceful.state, 'closed')
   t.match(result, { exitCode: 0, reason: 'shutdown()', pending: [] })
@@ -47,21 +46,23 @@ t.test('an onClose hook that fails makes the exit code 1', async t => {
 })
 
 t.test('a hanging request past the deadline is cut so that close() can finish', async t => {
-  // A handler that never answers (and holds no timer that would keep the test process alive).
-  const { app, url } = await build(t, { timeout: 300 }, true, app => app.get('/hang', () => new Promise(() => {})))
-  const res = request(`${url}/hang`)
-  await sleep(50)
+  // A handler that does not answer until the test's teardown (and holds no timer that would keep the test
+  // process alive); the shutdown starts once it is in.
+  const { app, url, gates } = await build(t, { timeout: 300 })
+  const res = request(`${url}/gate/hang`)
+  await gates.arrived('hang')
   const result = await app.graceful.shutdown()
   t.equal(result.exitCode, 1)
-  t.match(result.pending, [{ kind: 'request', name: 'GET /hang' }])
+  t.match(result.pending, [{ kind: 'request', name: 'GET /gate/hang' }])
   await t.rejects(res, 'the stuck request is reset at the deadline, not before')
 })
 
 t.test('a response started before the drain still gets Connection: close', async t => {
-  const { app, url } = await build(t, { drainDelay: 400 })
-  const res = request(`${url}/slow?ms=200`)
-  await sleep(50)
+  const { app, url, gates } = await build(t, { drainDelay: 400 })
+  const res = request(`${url}/gate/before`)
+  await gates.arrived('before')
   const shutdown = app.graceful.shutdown()
+  gates.open('before')
   const done = await res
   t.equal(done.statusCode, 200)
   t.equal(done.headers.connection, 'close')
@@ -70,7 +71,8 @@ t.test('a response started before the drain still gets Connection: close', async
 })
 
 t.test('a keep-alive client is never reset mid-request, and idle keep-alive connections are closed', async t => {
-  const { app, url } = await build(t, { drainDelay: 400, timeout: 3000 })
+  const drainDelay = 1000
+  const { app, url, gates } = await build(t, { drainDelay, timeout: 30_000 })
   const agent = new Agent({ keepAliveTimeout: 30_000, connections: 4 })
   t.teardown(() => agent.close())
   const sockets = new Set<string>()
@@ -94,8 +96,9 @@ t.test('a keep-alive client is never reset mid-request, and idle keep-alive conn
       }
     }
   })()
-  // One request in flight across every phase, on a keep-alive connection.
-  const long = request(`${url}/slow?ms=900`, { dispatcher: agent })
+  // One request in flight across every phase, on a keep-alive connection: released once the drain is over.
+  const long = request(`${url}/gate/long`, { dispatcher: agent })
+  await gates.arrived('long')
 
   // An idle keep-alive connection opened before the shutdown, never used again.
   const idle: Socket = connect((app.server.address() as { port: number }).port, '127.0.0.1')
@@ -105,31 +108,42 @@ t.test('a keep-alive client is never reset mid-request, and idle keep-alive conn
   const idleClosed = new Promise<number>(resolve => idle.once('close', () => resolve(performance.now())))
   sockets.add('idle')
 
-  await sleep(100)
+  await until(() => ok > 0, 'the load runs')
   const started = performance.now()
   const shutdown = app.graceful.shutdown()
+  const okBefore = ok
+  await until(() => app.graceful.state === 'closing', 'the drain ends', drainDelay + 20_000)
+  const okDuringDrain = ok - okBefore
+  gates.open('long')
   const longRes = await long
   t.equal(longRes.statusCode, 200, 'the long request finished')
   t.equal(longRes.headers.connection, 'close')
   await longRes.body.text()
   const closedAt = await idleClosed
-  t.ok(closedAt - started >= 350, `the idle connection stayed open through the drain (${Math.round(closedAt - started)} ms)`)
+  t.ok(closedAt - started >= drainDelay - 10, `the idle connection stayed open through the drain (${Math.round(closedAt - started)} ms)`)
   t.equal((await shutdown).exitCode, 0)
   load$.stop = true
   await load
   t.equal(failures, 0, 'no request failed or was reset')
-  t.ok(ok > 5, `the load ran through the drain (${ok} requests)`)
+  t.ok(okDuringDrain > 0, `the load was served during the drain (${okDuringDrain} of ${ok} requests)`)
 })
 
 t.test('fastify.close() without shutdown() waits for tasks before the onClose hooks', async t => {
   const events: string[] = []
-  const { app, url } = await build(t, { timeout: 2000 }, true, app => app.addHook('onClose', async () => { events.push('user onClose') }))
+  const { app, url, gates } = await build(t, { timeout: 30_000 }, true, app => app.addHook('onClose', async () => { events.push('user onClose') }))
   const done = app.graceful.task('flush')
-  setTimeout(() => { events.push('task done'); done() }, 150)
-  const inFlight = request(`${url}/slow?ms=100`)
+  const inFlight = request(`${url}/gate/in`)
   // close() only once the request is in (a request arriving after fastify.close() is a 503, by design).
-  while (!app.graceful.pending().some(p => p.kind === 'request')) await sleep(5)
-  await app.close()
+  await gates.arrived('in')
+  const closed = app.close()
+  // Released once close() has begun the shutdown, so its response is one of the shutdown's.
+  await until(() => app.graceful.state !== 'ready', 'close() starts the shutdown')
+  gates.open('in')
+  // The task ends after the request, while close() waits.
+  await until(() => app.graceful.pending().length === 1, 'the request in flight answered')
+  events.push('task done')
+  done()
+  await closed
   t.same(events, ['task done', 'user onClose'])
   const res = await inFlight
   t.equal(res.statusCode, 200, 'the request in flight finished')
@@ -151,7 +165,7 @@ t.test('listeners are removed on close: 50 instances in one process, no warning'
     t.equal(process.listenerCount('SIGHUP'), before[0] as number + 1, `instance ${i}: one SIGHUP listener while open`)
     await app.close()
   }
-  await sleep(10)
+  await until(() => events.every((e, i) => process.listenerCount(e) === before[i]), 'the listeners are removed')
   t.same(events.map(e => process.listenerCount(e)), before, 'every listener removed')
   t.same(warnings.map(w => w.message), [], 'no MaxListenersExceededWarning')
 })

@@ -6,7 +6,7 @@ import pino from 'pino'
 import { GracefulError } from '../plugin/index.js'
 import { flushLog, flushLogSync } from '../plugin/logging.js'
 import { TaskTracker, type RawResponse } from '../plugin/tasks.js'
-import { build, sleep } from './helpers/app.js'
+import { build, Gates, sleep, until } from './helpers/app.js'
 
 t.test('task(): done is idempotent; pending() says what, since when, for which request', async t => {
   let done: (() => void) | undefined
@@ -27,26 +27,28 @@ t.test('task(): done is idempotent; pending() says what, since when, for which r
 })
 
 t.test('a request in flight is pending, with its method, URL and id', async t => {
-  const { app, url } = await build(t)
-  const res = request(`${url}/slow?ms=300`)
-  await sleep(100)
-  t.match(app.graceful.pending(), [{ kind: 'request', name: 'GET /slow?ms=300', reqId: 'req-1' }])
-  t.ok((app.graceful.pending()[0]?.ageMs ?? 0) >= 50)
+  const { app, url, gates } = await build(t)
+  const res = request(`${url}/gate/a?x=1`)
+  await gates.arrived('a')
+  const held = performance.now()
+  t.match(app.graceful.pending(), [{ kind: 'request', name: 'GET /gate/a?x=1', reqId: 'req-1' }])
+  // Its age grows with the clock: at least the time it has been held (1 ms of rounding).
+  await until(() => performance.now() - held >= 50, 'the clock')
+  t.ok((app.graceful.pending()[0]?.ageMs ?? 0) >= 49)
+  gates.open('a')
   t.equal((await res).statusCode, 200)
-  await sleep(10)
-  t.same(app.graceful.pending(), [])
+  await until(() => app.graceful.pending().length === 0, 'the answered request leaves pending()')
 })
 
 t.test('a request whose client goes away stops being pending', async t => {
-  const { app, url } = await build(t)
+  const { app, url, gates } = await build(t)
   const controller = new AbortController()
-  const res = request(`${url}/slow?ms=2000`, { signal: controller.signal })
-  await sleep(100)
+  const res = request(`${url}/gate/gone`, { signal: controller.signal })
+  await gates.arrived('gone')
   t.equal(app.graceful.pending().length, 1)
   controller.abort()
   await t.rejects(res)
-  await sleep(50)
-  t.same(app.graceful.pending(), [])
+  await until(() => app.graceful.pending().length === 0, 'the request whose client went away leaves pending()')
 })
 
 t.test('runTask(): resolves like its function, gets the deadline signal, always ends the task', async t => {
@@ -71,8 +73,7 @@ t.test('request.runTask() records the request id', async t => {
   const { id } = await (await request(`${url}/job`, { method: 'POST' })).body.json() as { id: string }
   t.match(app.graceful.pending(), [{ kind: 'task', name: 'job', reqId: id }])
   finish()
-  await sleep(10)
-  t.same(app.graceful.pending(), [])
+  await until(() => app.graceful.pending().length === 0, 'the finished task leaves pending()')
 })
 
 t.test('bad task calls get coded errors', async t => {
@@ -95,10 +96,10 @@ t.test('tasks started during the wait are waited for', async t => {
   const { app } = await build(t, { timeout: 3000 })
   const first = app.graceful.task('first')
   const shutdown = app.graceful.shutdown()
-  await sleep(50)
-  t.equal(app.graceful.state, 'closing')
+  await until(() => app.graceful.state === 'closing', 'the shutdown reaches closing')
   const second = app.graceful.task('second')
   first()
+  // A window for a wrong early end to show; a correct shutdown passes however long it lasts.
   await sleep(100)
   t.equal(app.graceful.state, 'closing', 'still waiting for the second task')
   second()
@@ -106,10 +107,11 @@ t.test('tasks started during the wait are waited for', async t => {
 })
 
 t.test('requests in flight stay listed with their id and age while thousands of others come and go', async t => {
-  const { app, url } = await build(t)
-  const slow = request(`${url}/slow?ms=1500`)
-  await sleep(100)
-  // 1280 requests around it, 64 at a time, on keep-alive and on closed connections, some 404s: none of them
+  const { app, url, gates } = await build(t)
+  const slow = request(`${url}/gate/slow`)
+  await gates.arrived('slow')
+  const held = performance.now()
+  // The slow request is held until the others are done, however long they take. 1280 requests around it, 64 at a time, on keep-alive and on closed connections, some 404s: none of them
   // may take the slow request's place, and none may stay listed.
   const paths = ['/hello', '/nowhere']
   for (let round = 0; round < 20; round++) {
@@ -118,49 +120,54 @@ t.test('requests in flight stay listed with their id and age while thousands of 
       await res.body.dump()
     }))
   }
+  const heldMs = Math.floor(performance.now() - held)
   const [first, ...rest] = app.graceful.pending()
   t.same(rest, [], 'only the slow request is pending')
-  t.match(first, { kind: 'request', name: 'GET /slow?ms=1500', reqId: 'req-1' })
-  t.ok((first?.ageMs ?? 0) >= 100, `its age counts from its start (${first?.ageMs} ms)`)
+  t.match(first, { kind: 'request', name: 'GET /gate/slow', reqId: 'req-1' })
+  t.ok((first?.ageMs ?? 0) >= heldMs - 1, `its age counts from its start (${first?.ageMs} ms, held ${heldMs} ms)`)
+  gates.open('slow')
   t.equal((await slow).statusCode, 200)
-  await sleep(20)
-  t.same(app.graceful.pending(), [])
+  await until(() => app.graceful.pending().length === 0, 'the slow request leaves pending()')
 })
 
 t.test('pipelined requests: both are listed with their ids while they run', async t => {
-  const { app, url } = await build(t)
+  const { app, url, gates } = await build(t)
   const socket = connect(Number(new URL(url).port), '127.0.0.1')
   t.teardown(() => socket.destroy())
   let received = ''
   socket.on('data', (d: Buffer) => { received += d.toString() })
   // Two requests in one write: Node runs both handlers and answers in order, the second queued behind the first.
-  socket.write('GET /slow?ms=400 HTTP/1.1\r\nHost: x\r\n\r\nGET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n')
-  await sleep(150)
+  socket.write('GET /gate/p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /gate/p2 HTTP/1.1\r\nHost: x\r\n\r\n')
+  await Promise.all([gates.arrived('p1'), gates.arrived('p2')])
   const pending = app.graceful.pending().sort((a, b) => a.name.localeCompare(b.name))
   t.match(pending, [
-    { kind: 'request', name: 'GET /slow?ms=300', reqId: 'req-2' },
-    { kind: 'request', name: 'GET /slow?ms=400', reqId: 'req-1' }
+    { kind: 'request', name: 'GET /gate/p1', reqId: 'req-1' },
+    { kind: 'request', name: 'GET /gate/p2', reqId: 'req-2' }
   ])
-  for (let i = 0; i < 40 && (received.match(/HTTP\/1\.1 200 OK/g)?.length ?? 0) < 2; i++) await sleep(25)
-  t.match(received, /"slept":400[\s\S]*"slept":300/, 'both answered, in order')
-  await sleep(20)
-  t.same(app.graceful.pending(), [])
+  // The second ends first; it is still answered second.
+  gates.open('p2')
+  gates.open('p1')
+  await until(() => (received.match(/HTTP\/1\.1 200 OK/g)?.length ?? 0) === 2, 'both pipelined requests answered')
+  t.match(received, /"passed":"p1"[\s\S]*"passed":"p2"/, 'both answered, in order')
+  await until(() => app.graceful.pending().length === 0, 'the answered requests leave pending()')
 })
 
 t.test('pipelined requests during a drain: the first is answered with Connection: close, the shutdown does not wait for the one dropped behind it', async t => {
-  const { app, url } = await build(t, { timeout: 5000 })
+  // The timeout is one only a real hang reaches: the second request is never released, so a shutdown that
+  // waited for it would end at the deadline with exit code 1.
+  const { app, url, gates } = await build(t, { timeout: 30_000 })
   const socket = connect(Number(new URL(url).port), '127.0.0.1')
   t.teardown(() => socket.destroy())
   let received = ''
   socket.on('data', (d: Buffer) => { received += d.toString() })
   const closed = new Promise<void>(resolve => socket.on('close', () => resolve()))
-  socket.write('GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\nGET /slow?ms=100 HTTP/1.1\r\nHost: x\r\n\r\n')
-  await sleep(50)
-  const started = performance.now()
-  const result = await app.graceful.shutdown()
+  socket.write('GET /gate/d1 HTTP/1.1\r\nHost: x\r\n\r\nGET /gate/d2 HTTP/1.1\r\nHost: x\r\n\r\n')
+  await Promise.all([gates.arrived('d1'), gates.arrived('d2')])
+  const shutdown = app.graceful.shutdown()
+  gates.open('d1')
+  const result = await shutdown
   await closed
-  t.equal(result.exitCode, 0, 'no deadline reached')
-  t.ok(performance.now() - started < 3000, `the wait ended with the connection (${Math.round(performance.now() - started)} ms, timeout 5000)`)
+  t.equal(result.exitCode, 0, 'no deadline reached: the wait ended with the connection')
   t.equal(received.match(/HTTP\/1\.1 200 OK/g)?.length, 1, 'the first answered')
   t.match(received, /connection: close/i)
 })
@@ -189,18 +196,22 @@ t.test('releasing a response that is not tracked does nothing', async t => {
 t.test('a response closed before its route handler ran is not listed', async t => {
   let started = (): void => {}
   const handlerRan = new Promise<void>(resolve => { started = resolve })
+  const pre = new Gates()
+  t.teardown(() => pre.openAll())
   const { app, url } = await build(t, {}, true, app => app.get('/late', {
-    preHandler: (_req, _reply, done) => { setTimeout(done, 200) }
+    preHandler: async () => { await pre.pass('pre') }
   }, async () => {
     started()
     return 'late'
   }))
   const controller = new AbortController()
   const res = request(`${url}/late`, { signal: controller.signal })
-  await sleep(50)
+  await pre.arrived('pre')
   t.equal(app.graceful.pending().length, 1)
   controller.abort()
   await t.rejects(res)
+  await until(() => app.graceful.pending().length === 0, 'the closed response leaves pending()')
+  pre.open('pre')
   await handlerRan
   t.same(app.graceful.pending(), [], 'the client is gone: nothing is pending')
 })

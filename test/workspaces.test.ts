@@ -7,6 +7,9 @@ import { builtinModules } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { CHILD_FILE_TIMEOUT_MS } from './helpers/child.js'
+
+t.setTimeout(CHILD_FILE_TIMEOUT_MS)
 
 const repo = fileURLToPath(new URL('..', import.meta.url))
 

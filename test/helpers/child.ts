@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { request } from 'undici'
 
 export type LogLine = Record<string, unknown> & { msg?: string, level?: number }
 
@@ -26,6 +27,20 @@ export interface Child {
   /** The PID to signal: the app's, also when it runs as PID 1 in its own namespace. */
   signal: (sig: NodeJS.Signals) => void
 }
+
+/**
+ * Per-file limit for the files of real child processes or npm installs (tap's default here is 180 s): each child
+ * starts through tap's TypeScript loader and coverage hooks, seconds apiece on a busy 2-core machine. Every wait
+ * inside has its own bound; this one only ends a file that hangs as a whole.
+ */
+export const CHILD_FILE_TIMEOUT_MS = 480_000
+
+/**
+ * Per-file limit for the files that install packages with npm and compile fresh projects with tsc
+ * (pack, pack-doctor, fastify-floor): pack.test.ts took 214 s with two CPU-bound processes beside the suite
+ * and 436 s at a load of 20 on 2 cores. Each npm and tsc run is bounded by its own exit.
+ */
+export const NPM_FILE_TIMEOUT_MS = 900_000
 
 export const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
 
@@ -59,7 +74,9 @@ export function startChild (file: string, args: string[] = [], opts: { pid1?: bo
     proc.on('close', (code, signal) => resolve({ code, signal, at: performance.now() }))
   })
 
-  const waitForLog = (match: (line: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> => {
+  // 60 s: a child started through tap's TypeScript loader and coverage hooks took over 20 s to listen on a
+  // 2-core machine busy with other work; only a real hang reaches this bound (it also ends at the child's exit).
+  const waitForLog = (match: (line: LogLine) => boolean, timeoutMs = 60_000): Promise<LogLine> => {
     const seen = logs.find(match)
     if (seen !== undefined) return Promise.resolve(seen)
     return new Promise((resolve, reject) => {
@@ -110,3 +127,14 @@ function childPidOf (pid: number): number {
 }
 
 export const msg = (text: string) => (line: LogLine): boolean => line.msg === text
+
+/** A request on a fresh connection: status, headers and body. */
+export async function get (port: number, path: string, method: 'GET' | 'POST' = 'GET'): Promise<{ status: number, headers: Record<string, string | string[] | undefined>, body: string }> {
+  const res = await request(`http://127.0.0.1:${port}${path}`, { method, reset: true })
+  return { status: res.statusCode, headers: res.headers, body: await res.body.text() }
+}
+
+/** The child's log messages, in order. */
+export function phases (child: Child): string[] {
+  return child.logs.map(l => l.msg).filter((m): m is string => typeof m === 'string')
+}

@@ -1,6 +1,8 @@
 // The doctor's model of the main process, case by case, and that model checked against the real shells
 // of this machine: dash (Debian's /bin/sh), bash, and busybox sh (Alpine's /bin/sh) when installed.
 import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync, readlinkSync } from 'node:fs'
+import { basename } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { mainProcess, tokenize, type ShellKind, type StartContext, type StartPart } from '../src/main-process.js'
@@ -83,6 +85,15 @@ t.test('tokenize', async (t) => {
 })
 
 // The model above against the real shells: for each script, is node PID of the shell's process itself?
+const exe = (pid: number): string => { try { return readlinkSync(`/proc/${pid}/exe`) } catch { return '' } }
+const isNode = (path: string): boolean => basename(path) === 'node'
+const children = (pid: number): number[] => {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}
 const shells: Array<[string, string[], ShellKind]> = [['dash', ['dash'], 'dash'], ['bash', ['bash'], 'bash'], ['busybox sh', ['busybox', 'sh'], 'busybox']]
 const scripts = ['node -e "setTimeout(() => {}, 20000)"', 'cd / && node -e "setTimeout(() => {}, 20000)"', 'node -e "setTimeout(() => {}, 20000)" || true', 'node -e "setTimeout(() => {}, 20000)" > /dev/null']
 for (const [name, argv, kind] of shells) {
@@ -90,16 +101,22 @@ for (const [name, argv, kind] of shells) {
   t.test(`the model agrees with ${name} on this machine`, { skip: present ? false : `${name} is not installed here` }, async (t) => {
     for (const script of scripts) {
       const child = spawn(argv[0] as string, [...argv.slice(1), '-c', script], { stdio: 'ignore' })
-      // Long enough for the shell to exec or fork, generous for a busy machine.
-      let comm = ''
-      for (let i = 0; i < 40 && !/node/.test(comm); i++) {
-        await sleep(100)
-        comm = spawnSync('ps', ['-o', 'comm=', '-p', String(child.pid)], { encoding: 'utf8' }).stdout.trim()
-        const children = spawnSync('ps', ['-o', 'comm=', '--ppid', String(child.pid)], { encoding: 'utf8' }).stdout
-        if (/node/.test(children)) break
+      const pid = child.pid as number
+      // What runs is read from /proc/<pid>/exe, not from the process name: Node 24 names its main thread
+      // (`ps -o comm=` shows MainThread, 26 node-MainThread). Waited for until node runs, as the shell itself
+      // (it exec'd) or as its child (it forked); the bound only a hang reaches.
+      let main = ''
+      let forked = false
+      for (const deadline = performance.now() + 20_000; performance.now() < deadline;) {
+        main = exe(pid)
+        forked = children(pid).some(c => isNode(exe(c)))
+        if (isNode(main) || forked) break
+        await sleep(20)
       }
-      spawnSync('pkill', ['-KILL', '-P', String(child.pid)])
+      spawnSync('pkill', ['-KILL', '-P', String(pid)])
       child.kill('SIGKILL')
+      t.ok(isNode(main) || forked, `${name} -c '${script}': node started`)
+      const comm = isNode(main) ? 'node' : basename(main)
       const model = mainProcess([cmd(['sh', '-c', script])], context(kind)).program
       t.equal(model === 'node', comm === 'node', `${name} -c '${script}': ${comm === 'node' ? 'node is' : `${comm} stays`} the main process`)
     }
