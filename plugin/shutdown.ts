@@ -88,6 +88,11 @@ export class Graceful implements GracefulController {
   private exitWiring: ExitWiring | null = null
   /** Set once the drain starts: every HTTP/1 response from then on carries `Connection: close`. */
   closeConnections = false
+  /**
+   * Internal (plugin/nest.ts): what closes the instance after the wait, in place of `fastify.close()`; a
+   * framework's own close that runs its shutdown hooks around `fastify.close()`. Its failure makes the exit code 1.
+   */
+  closeWith: ((reason: string) => Promise<unknown>) | null = null
 
   constructor (
     private readonly fastify: FastifyInstance,
@@ -304,7 +309,7 @@ export class Graceful implements GracefulController {
     let exitCode = finished ? 0 : 1
     this.closingOwn = true
     try {
-      await fastify.close()
+      await (this.closeWith === null ? fastify.close() : this.closeWith(reason))
     } catch (err) {
       log.error({ err }, 'fastify.close() failed')
       exitCode = 1
