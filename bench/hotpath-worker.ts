@@ -23,7 +23,7 @@ let n = 0
 
 function releaseTracker (this: ServerResponse): void {
   const t = process.hrtime.bigint()
-  tracker.releaseResponse(this)
+  tracker.requests.release(this)
   releaseNs += process.hrtime.bigint() - t
   n++
 }
@@ -46,7 +46,7 @@ const server = http.createServer((_req, res) => {
   if (mode === 'tracker') {
     // Ours first, so that it does the release (timed) and the tracker's own listener finds nothing to do.
     res.on('close', releaseTracker)
-    tracker.trackResponse(res)
+    tracker.requests.track(res)
   } else if (mode === 'map') {
     reply.startedAt = Date.now()
     requests.set(res, reply)

@@ -7,7 +7,7 @@ import type { Http2Session } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { RawResponse, TaskTracker } from './tasks.js'
-import { symbolValue } from './internals.js'
+import { requestListeners, secondaryServers, webSocketOf } from './private.js'
 import { isEventStream, kUpgrade } from './tasks.js'
 
 /** How long a WebSocket gets to answer our close frame before its socket is destroyed. */
@@ -18,9 +18,6 @@ const GOING_AWAY_REASON = 'server shutting down'
 
 type AnyServer = Server & { closeIdleConnections?: () => void, closeAllConnections?: () => void }
 type RequestListener = (req: IncomingMessage, res: RawResponse) => void
-/** What `ws` (used by @fastify/websocket, socket.io and most others) puts on the socket it speaks on. */
-interface WsLike { close: (code: number, reason: string) => void, readyState: number }
-
 /** How many of each kind were told to leave at the close phase. */
 export interface Notified {
   websockets: number
@@ -33,19 +30,6 @@ export interface Notified {
 export interface ConnectionsHost {
   /** True once the close phase began: upgrades are refused from then on. */
   readonly closing: boolean
-}
-
-/** Fastify keeps the servers of extra addresses (`host: 'localhost'` → 127.0.0.1 and ::1) under a private symbol. */
-function secondaryServers (fastify: FastifyInstance): AnyServer[] {
-  const servers = symbolValue(fastify, 'fastify.serverBindings') as AnyServer[] | undefined
-  /* c8 ignore next: every fastify 5 has the symbol */
-  return servers ?? []
-}
-
-/** The socket's `ws` WebSocket, found by the symbol `ws` keeps it under (it is not exported). */
-function webSocketOf (socket: Duplex): WsLike | undefined {
-  const ws = symbolValue(socket, 'websocket') as WsLike | undefined
-  return typeof ws?.close === 'function' ? ws : undefined
 }
 
 export class Connections {
@@ -65,7 +49,7 @@ export class Connections {
 
   /** Every server the instance listens with: the main one and fastify's secondary bindings. */
   servers (): AnyServer[] {
-    return [this.fastify.server as AnyServer, ...secondaryServers(this.fastify)]
+    return [this.fastify.server as AnyServer, ...secondaryServers<AnyServer>(this.fastify)]
   }
 
   /** Wrap the request listeners and watch upgrades and HTTP/2 sessions. Idempotent per server. */
@@ -86,7 +70,7 @@ export class Connections {
   }
 
   private wrapRequestListeners (server: AnyServer): void {
-    const originals = server.listeners('request') as RequestListener[]
+    const originals = requestListeners<RequestListener>(server)
     const onRequest = this.onRequest
     // One listener that calls fastify's own (or a serverFactory's) only when the request is not a probe.
     const single = originals.length === 1 ? originals[0] as RequestListener : null

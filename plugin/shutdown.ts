@@ -1,64 +1,34 @@
+// The shutdown's timeline, as the README tells it: drain (readiness 503, requests still served) → close (the
+// listeners close, long-lived connections are told to leave) → wait (requests and tasks, up to `timeout`) →
+// fastify.close() (the app's onClose hooks) → exit, with a hard deadline behind it all.
 import { setMaxListeners } from 'node:events'
-import type { IncomingMessage } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
+import closeWithGrace from 'close-with-grace'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { Connections, type Notified } from './connections.js'
 import { publish, type ShutdownMessage } from './diagnostics.js'
-import type { GracefulConfig, ShutdownSignal } from './options.js'
+import { flushLog, flushLogSync, summarize } from './logging.js'
+import type { GracefulConfig } from './options.js'
+import { CLOSE_WITH_GRACE_EVENTS } from './private.js'
 import { createProbes } from './probes.js'
-import {
-  ERROR_EVENTS, flushLogSync, listenToErrors, listenToSignals, removeForeignCloseWithGrace, wireExit, type ExitWiring
-} from './signals.js'
+import { ProcessWiring } from './process.js'
+import { requestEntry, setConnectionClose } from './requests.js'
 import { STATES, type GracefulState } from './states.js'
-import { summarize, TaskTracker, type RawResponse, type TaskDone, type TaskInfo } from './tasks.js'
+import { TaskTracker, type TaskInfo } from './tasks.js'
 
 /** What a shutdown ends with. */
 export interface ShutdownResult {
   /** 0 when every request and task finished in time; 1 when the deadline hit, closing failed, or an error was uncaught. */
   exitCode: number
-  /** What started the shutdown: a signal name, 'shutdown()', 'fastify.close()' or 'uncaught error'. */
+  /** What started the shutdown: a signal name, 'shutdown()' (or the reason passed to it) or 'uncaught error'. */
   reason: string
   /** What was still pending at the deadline (empty on a clean shutdown). */
   pending: TaskInfo[]
   elapsedMs: number
 }
 
-/** `fastify.graceful`: the state, the shutdown, and the WaitGroup for work outside requests. */
-export interface GracefulController {
-  readonly state: GracefulState
-  /**
-   * Aborted the moment a shutdown starts (state is already `draining`): stop taking new work (a queue
-   * consumer stops polling, a child process is told to stop) and finish what is in hand.
-   */
-  readonly shutdownSignal: AbortSignal
-  /**
-   * Aborted when the drain ends and the listener closes (the close phase): long-lived responses (streams,
-   * long polls) should finish now, so that clients reconnect to another pod. WebSockets of `ws`-based
-   * libraries, server-sent-event responses and HTTP/2 sessions are told by the plugin itself.
-   */
-  readonly closeSignal: AbortSignal
-  /** Aborted when the shutdown deadline comes: give up. The same signal `runTask` hands to its function. */
-  readonly deadlineSignal: AbortSignal
-  readonly config: GracefulConfig
-  /** Start the graceful shutdown (drain, close, wait, exit). Idempotent: later calls get the same promise. */
-  shutdown (reason?: string): Promise<ShutdownResult>
-  /** Register work; call the returned `done` when it is finished (idempotent). */
-  task (name: string): TaskDone
-  /** Run `fn` as tracked work; `fn` gets the deadline's AbortSignal. */
-  runTask<T> (name: string, fn: (signal: AbortSignal) => T | PromiseLike<T>): Promise<T>
-  /** Requests in flight, open streams and WebSockets, and tasks still running, oldest first. */
-  pending (): TaskInfo[]
-}
-
 type CommonFields = Pick<ShutdownMessage, 'fastify' | 'reason' | 'state' | 'pending' | 'elapsedMs'>
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
-
-/** Exit code for a second SIGINT: 128 + 2, what a shell reports for a process ended by SIGINT. */
-export const EXIT_SECOND_SIGINT = 130
-
-/** Instances in this process that handle signals: two would both drain on one SIGTERM. */
-const kSignalOwners = Symbol.for('fastify-graceful-k8s.signalOwners')
-const signalOwners: Set<object> = ((globalThis as Record<symbol, Set<object>>)[kSignalOwners] ??= new Set())
 
 function signalController (): AbortController {
   const controller = new AbortController()
@@ -67,13 +37,13 @@ function signalController (): AbortController {
   return controller
 }
 
-export class Graceful implements GracefulController {
+/** One plugin instance: its state, its shutdown, what it waits for. `fastify.graceful` is a view of it (see index.ts). */
+export class Graceful {
   readonly tracker = new TaskTracker()
   readonly connections: Connections
   private current: GracefulState = STATES.STARTING
   private running: Promise<ShutdownResult> | null = null
   private result: ShutdownResult | null = null
-  private sawSigint = false
   /** An uncaught error happened: whatever the shutdown does, the exit code is 1. */
   private failed = false
   /** Our own fastify.close() call, which must not join the shutdown it is part of. */
@@ -83,8 +53,11 @@ export class Graceful implements GracefulController {
   private reason = ''
   private readonly started = signalController()
   private readonly closed = signalController()
-  private removeSignalListeners: (() => void) | null = null
-  private removeErrorListeners: (() => void) | null = null
+  readonly shutdownSignal: AbortSignal = this.started.signal
+  readonly closeSignal: AbortSignal = this.closed.signal
+  readonly deadlineSignal: AbortSignal = this.tracker.signal
+  /** Process side effects, each with its undo (see install()). */
+  private readonly wiring = new ProcessWiring(this)
   private exitWiring: ExitWiring | null = null
   /** Set once the drain starts: every HTTP/1 response from then on carries `Connection: close`. */
   closeConnections = false
@@ -97,19 +70,9 @@ export class Graceful implements GracefulController {
   constructor (
     private readonly fastify: FastifyInstance,
     readonly config: GracefulConfig,
-    private readonly log: FastifyBaseLogger
+    readonly log: FastifyBaseLogger
   ) {
-    const answerProbe = createProbes(config, this)
-    const { tracker } = this
-    // The per-request hot path, ahead of fastify: a probe is answered here; anything else is tracked
-    // (its arrival time written on its connection, see TaskTracker) and gets `Connection: close` once the drain has begun.
-    const onRequest = (req: IncomingMessage, res: RawResponse): boolean => {
-      if (answerProbe(req, res)) return true
-      tracker.trackResponse(res)
-      if (this.closeConnections) setConnectionClose(res)
-      return false
-    }
-    this.connections = new Connections(fastify, tracker, this, onRequest)
+    this.connections = new Connections(fastify, this.tracker, this, requestEntry(createProbes(config, this), this.tracker.requests, this))
   }
 
   get state (): GracefulState {
@@ -121,60 +84,40 @@ export class Graceful implements GracefulController {
     return this.current === STATES.CLOSING || this.current === STATES.CLOSED
   }
 
-  get shutdownSignal (): AbortSignal {
-    return this.started.signal
+  get pendingCount (): number {
+    return this.tracker.size
   }
 
-  get closeSignal (): AbortSignal {
-    return this.closed.signal
+  get shuttingDown (): boolean {
+    return this.running !== null
   }
 
-  get deadlineSignal (): AbortSignal {
-    return this.tracker.signal
+  get exitCode (): number | null {
+    return this.result?.exitCode ?? null
   }
 
-  task (name: string): TaskDone {
-    return this.tracker.add(name)
-  }
-
-  runTask<T> (name: string, fn: (signal: AbortSignal) => T | PromiseLike<T>): Promise<T> {
-    return this.tracker.run(name, fn)
-  }
-
-  pending (): TaskInfo[] {
-    return this.tracker.pending()
+  markFailed (): void {
+    this.failed = true
   }
 
   /** Process side effects, undone by `uninstall()`. */
   install (): void {
     const { config, log } = this
     this.connections.attach()
-    this.tracker.startClock()
-    if (config.exit) this.exitWiring = wireExit(config, log, () => this.running as Promise<ShutdownResult>)
-    if (!config.handleSignals) return
-    if (signalOwners.size > 0) {
-      log.warn({ signals: config.signals, instances: signalOwners.size + 1 },
-        'another fastify-graceful-k8s instance in this process already handles these signals: one signal will shut both down. Fix: register the plugin once, or pass handleSignals: false to all but one instance')
-    }
-    signalOwners.add(this)
-    this.removeSignalListeners = listenToSignals(config.signals, signal => this.onSignal(signal))
-    if (config.exit) {
-      this.removeErrorListeners = listenToErrors((err, event) => this.onUncaught(err, event))
-    }
+    this.tracker.requests.startClock()
+    if (config.exit) this.exitWiring = exitWhenDone(config, log, () => this.running as Promise<ShutdownResult>)
+    this.wiring.install()
   }
 
   uninstall (): void {
-    this.removeSignalListeners?.()
-    this.removeSignalListeners = null
-    this.uninstallErrorHandling()
-    signalOwners.delete(this)
+    this.wiring.uninstall()
+    this.uninstallExit()
     this.connections.detach()
-    this.tracker.stopClock()
+    this.tracker.requests.stopClock()
   }
 
-  private uninstallErrorHandling (): void {
-    this.removeErrorListeners?.()
-    this.removeErrorListeners = null
+  private uninstallExit (): void {
+    this.wiring.uninstallErrorListeners()
     this.exitWiring?.uninstall()
     this.exitWiring = null
   }
@@ -182,57 +125,34 @@ export class Graceful implements GracefulController {
   /** onListen: fastify's secondary bindings exist now; so does fastify-cli's close-with-grace. */
   markReady (): void {
     this.connections.attach()
-    this.takeOverSignals()
+    this.wiring.takeOver()
     if (this.current === STATES.STARTING) {
       this.current = STATES.READY
       this.log.info({ state: this.current }, 'ready: readiness answers 200')
     }
   }
 
-  /** Other close-with-grace instances (fastify-cli's `fastify start`, a server.ts) would exit mid-drain. */
-  private takeOverSignals (): void {
-    const { config } = this
-    if (!config.handleSignals) return
-    const events: string[] = [...config.signals, 'beforeExit']
-    if (this.removeErrorListeners !== null) events.push(...ERROR_EVENTS)
-    const removed = removeForeignCloseWithGrace(events)
-    if (removed.length === 0) return
-    const runner = process.argv.slice(1, 3).some(a => /fastify-cli|[/\\]fastify(\.js)?$/.test(a)) ? 'fastify-cli' : 'close-with-grace'
-    this.log.info({ events: removed, runner },
-      `${runner === 'fastify-cli' ? "fastify-cli's" : 'another'} close-with-grace handler removed for these events: fastify-graceful-k8s runs the shutdown`)
+  /** The shutdown an app's fastify.close() should join: the running one, unless the close is its own. */
+  get joinable (): Promise<ShutdownResult> | null {
+    return this.closingOwn ? null : this.running
   }
 
-  onSignal (signal: ShutdownSignal): void {
-    if (this.result !== null && !this.config.exit) {
-      // exit: false left the process to the app, and the app is still here: a signal now means "stop".
-      this.log.info({ signal, exitCode: this.result.exitCode }, 'signal received after the shutdown finished: exiting with its exit code')
-      flushLogSync(this.log)
-      process.exit(this.result.exitCode)
-    }
-    if (this.running !== null) {
-      if (signal === 'SIGINT' && this.sawSigint) {
-        this.log.fatal({ signal, state: this.current, pending: this.tracker.size }, 'second SIGINT: exiting now')
-        flushLogSync(this.log)
-        process.exit(EXIT_SECOND_SIGINT)
-      }
-      this.sawSigint ||= signal === 'SIGINT'
-      this.log.info({ signal, state: this.current }, 'signal received: joining the running shutdown')
-      return
-    }
-    this.sawSigint = signal === 'SIGINT'
-    this.log.info({ signal }, 'signal received')
-    void this.shutdown(signal)
+  /** fastify.close() without shutdown(): the close phase, then wait for tasks (bounded) before onClose hooks. */
+  async onPreClose (): Promise<void> {
+    if (this.running !== null) return
+    this.closeConnections = true
+    this.enterClosePhase('fastify.close()')
+    await this.waitForTasks()
   }
 
-  private onUncaught (err: unknown, event: string): void {
-    this.failed = true
-    if (this.running !== null) {
-      this.log.error({ err, event, state: this.current }, 'uncaught error during the shutdown: it goes on, the exit code will be 1')
-      return
-    }
-    this.log.error({ err, event }, 'uncaught error: shutting down')
-    void this.shutdown('uncaught error')
+  onClose (): void {
+    this.current = STATES.CLOSED
+    // During our own shutdown the listeners stay until the process exits: a SIGTERM after close() with no
+    // listener left would kill the process with 143 and hide the real exit code.
+    if (this.running === null) this.uninstall()
   }
+
+  // The timeline.
 
   shutdown (reason = 'shutdown()'): Promise<ShutdownResult> {
     if (this.running !== null) {
@@ -249,7 +169,7 @@ export class Graceful implements GracefulController {
     this.running = begun.then(() => this.run(reason, wasServing))
     this.log.info({ reason, state: this.current, drainDelayMs: this.config.drainDelay, timeoutMs: this.config.timeout, pending: this.tracker.size },
       'graceful shutdown started')
-    this.takeOverSignals()
+    this.wiring.takeOver()
     this.publish({ phase: 'start', drainDelayMs: this.config.drainDelay, timeoutMs: this.config.timeout })
     this.current = STATES.DRAINING
     this.closeConnections = true
@@ -258,35 +178,6 @@ export class Graceful implements GracefulController {
     this.started.abort(reason)
     start()
     return this.running
-  }
-
-  /** `fastify.close()` called by the app: during a shutdown it joins it instead of cutting the drain. */
-  interceptClose<F extends (this: FastifyInstance, ...args: unknown[]) => unknown> (close: F): F {
-    const graceful = this
-    return function close$ (this: FastifyInstance, ...args: unknown[]) {
-      if (graceful.running === null || graceful.closingOwn) return close.apply(this, args)
-      graceful.log.info({ state: graceful.current }, 'fastify.close() called during the shutdown: it resolves when the shutdown has closed')
-      const closed = graceful.running.then(() => undefined)
-      const cb = args[0]
-      if (typeof cb !== 'function') return closed
-      closed.then(() => (cb as (err?: Error) => void)(), /* c8 ignore next */ (err: Error) => (cb as (err?: Error) => void)(err))
-      return this
-    } as F
-  }
-
-  /** fastify.close() without shutdown(): the close phase, then wait for tasks (bounded) before onClose hooks. */
-  async onPreClose (): Promise<void> {
-    if (this.running !== null) return
-    this.closeConnections = true
-    this.enterClosePhase('fastify.close()')
-    await this.waitForTasks()
-  }
-
-  onClose (): void {
-    this.current = STATES.CLOSED
-    // During our own shutdown the listeners stay until the process exits: a SIGTERM after close() with no
-    // listener left would kill the process with 143 and hide the real exit code.
-    if (this.running === null) this.uninstall()
   }
 
   private async run (reason: string, wasServing: boolean): Promise<ShutdownResult> {
@@ -320,9 +211,20 @@ export class Graceful implements GracefulController {
     log[exitCode === 0 ? 'info' : 'error']({ phase: 'exit', exitCode, elapsedMs, reason }, 'shutdown complete')
     this.publish({ phase: 'exit', exitCode })
     // exit: false keeps the signal listeners (a later signal exits with this code); the rest goes.
-    if (!config.exit) this.uninstallErrorHandling()
+    if (!config.exit) this.uninstallExit()
+    // With exit: true, exitWhenDone (below) exits the process once this resolves.
     this.result = { exitCode, reason, pending, elapsedMs }
     return this.result
+  }
+
+  private async drain (): Promise<void> {
+    const { drainDelay, logInterval } = this.config
+    const end = performance.now() + drainDelay
+    for (let left = drainDelay; left > 0; left = Math.round(end - performance.now())) {
+      await sleep(Math.min(left, logInterval))
+      const remainingMs = Math.max(0, Math.round(end - performance.now()))
+      if (remainingMs > 0) this.log.info({ phase: 'drain', remainingMs, pending: this.tracker.size }, 'draining')
+    }
   }
 
   /** The end of the drain: every listener closes, and what is long-lived is told to leave. */
@@ -334,16 +236,6 @@ export class Graceful implements GracefulController {
     this.log.info({ phase: 'close', pending: this.tracker.size, notified }, 'listener closed: waiting for requests and tasks')
     this.publish({ phase: 'close', notified })
     return notified
-  }
-
-  private async drain (): Promise<void> {
-    const { drainDelay, logInterval } = this.config
-    const end = performance.now() + drainDelay
-    for (let left = drainDelay; left > 0; left = Math.round(end - performance.now())) {
-      await sleep(Math.min(left, logInterval))
-      const remainingMs = Math.max(0, Math.round(end - performance.now()))
-      if (remainingMs > 0) this.log.info({ phase: 'drain', remainingMs, pending: this.tracker.size }, 'draining')
-    }
   }
 
   /** Resolves true when everything finished, false when `timeout` ran out (the tasks' signal is then aborted). */
@@ -396,7 +288,48 @@ export class Graceful implements GracefulController {
   }
 }
 
-/** HTTP/1 only: HTTP/2 forbids the header (and has GOAWAY instead). */
-export function setConnectionClose (res: RawResponse): void {
-  if (!res.headersSent && (res.req as IncomingMessage).httpVersionMajor === 1) res.setHeader('connection', 'close')
+// The exit, and the hard deadline behind it.
+
+/** arm(): start the hard deadline and exit when the shutdown settles; uninstall(): the instance closed without one. */
+interface ExitWiring { arm: () => void, uninstall: () => void }
+
+// close-with-grace listens to no process event here: it owns the exit and the hard deadline only. Not the
+// signals the plugin handles: on a second signal it calls process.exit(1), and a preStop `kill -HUP 1` is
+// followed by the kubelet's SIGTERM within milliseconds. Not uncaught errors: after its first event it exits
+// 1 on the next error, cutting the drain (the plugin handles them, see listenToErrors). Not 'beforeExit': an
+// event loop that runs dry (a test that closed its server) is no reason to shut down. Not the fatal signals
+// (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT): Node's documentation warns that a JavaScript listener
+// for a real SIGSEGV, SIGBUS, SIGFPE or SIGILL can leave the process hanging instead of crashing, a real
+// abort() never returns to JavaScript, and SIGTRAP belongs to debuggers; they keep Node's default (the
+// process dies by the signal and Kubernetes restarts it). Listening to them also cost ~1% of a hello
+// request's instructions (bench/RESULTS.md §5).
+const SKIPPED = [...CLOSE_WITH_GRACE_EVENTS]
+
+/**
+ * close-with-grace owns the exit: its `delay` (drainDelay + timeout + 1 s) is the hard deadline that exits
+ * with 1 even if the shutdown hangs (a stuck onClose hook); otherwise the process exits with the shutdown's code.
+ */
+function exitWhenDone (config: GracefulConfig, log: FastifyBaseLogger,
+  /** The running shutdown: arm() is called by it, and close-with-grace starts nothing itself. */
+  running: () => Promise<{ exitCode: number }>): ExitWiring {
+  const cwg = closeWithGrace({
+    delay: config.hardDeadline,
+    skip: SKIPPED,
+    // Every message close-with-grace would log has its own callback below; its logger is left only for an
+    // error thrown by our callback, and shutdown() never rejects.
+    logger: false,
+    onTimeout: (delay: number) => {
+      log.fatal({ hardDeadlineMs: delay }, 'hard deadline reached: exiting now')
+      flushLogSync(log)
+    }
+  }, async () => {
+    const { exitCode } = await running()
+    await flushLog(log)
+    // close-with-grace exits 0 when this resolves; a missed deadline must not look clean.
+    if (exitCode !== 0) process.exit(exitCode)
+  })
+  return {
+    arm: () => { cwg.close() },
+    uninstall: () => cwg.uninstall()
+  }
 }
