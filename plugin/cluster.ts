@@ -4,10 +4,10 @@
 // (drainDelay + timeout + 1 s; then SIGKILL), logs how each ended and exits with the worst exit code.
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism, hostname } from 'node:os'
-import { exitCodeOf, superviseChild, worstExitCode, type ChildExit } from './children.js'
+import { superviseChild, worstExitCode, type ChildExit } from './children.js'
 import { GracefulError, show } from './errors.js'
 import { DEFAULTS, resolveOptions, type ShutdownSignal } from './options.js'
-import { listenToSignals } from './signals.js'
+import { EXIT_SECOND_SIGINT, listenToSignals } from './process.js'
 
 /** pino's calling convention (a pino logger fits); the primary's default writes pino JSON lines to stdout. */
 export type PrimaryLogFn = (fields: Record<string, unknown>, msg: string) => void
@@ -111,7 +111,7 @@ export function primary (options: PrimaryOptions = {}): Primary {
     removeSignalListeners()
     cluster.removeListener('fork', onFork)
     state = 'stopped'
-    const exitCode = interrupted ? exitCodeOf(null, 'SIGINT') : worstExitCode(exited.map(w => w.exitCode))
+    const exitCode = interrupted ? EXIT_SECOND_SIGINT : worstExitCode(exited.map(w => w.exitCode))
     log[exitCode === 0 ? 'info' : 'error']({ exitCode, reason, workers: exited.map(w => ({ workerId: w.workerId, pid: w.pid, code: w.code, signal: w.signal, exitCode: w.exitCode })) },
       'cluster primary: every worker has exited')
     resolveResult({ exitCode, reason, workers: exited })

@@ -6,7 +6,8 @@
 // application is described by what is called on it.
 import type { FastifyBaseLogger } from 'fastify'
 import { GracefulError } from './errors.js'
-import type { Graceful } from './shutdown.js'
+import { removeNestSignalListeners } from './private.js'
+import { kInstance, type Graceful } from './shutdown.js'
 
 /** What gracefulNest uses of a Nest application (`NestFastifyApplication` fits). */
 export interface NestApplicationLike {
@@ -15,8 +16,8 @@ export interface NestApplicationLike {
   enableShutdownHooks (...args: never[]): unknown
 }
 
-interface FastifyWithGraceful {
-  graceful?: Pick<Graceful, 'closeWith' | 'shutdown'>
+interface FastifyLike {
+  server?: Record<symbol, Pick<Graceful, 'closeWith'> | undefined>
   log: FastifyBaseLogger
 }
 
@@ -27,17 +28,15 @@ interface FastifyWithGraceful {
  * Call it after `await app.register(graceful)`. Returns `app`.
  */
 export function gracefulNest<App extends NestApplicationLike> (app: App): App {
-  const fastify = app.getHttpAdapter().getInstance() as FastifyWithGraceful | undefined
-  const graceful = fastify?.graceful
-  if (fastify === undefined || typeof graceful?.shutdown !== 'function') {
+  const fastify = app.getHttpAdapter().getInstance() as FastifyLike | undefined
+  const graceful = fastify?.server?.[kInstance]
+  if (fastify === undefined || graceful === undefined) {
     throw new GracefulError('FST_GRACEFUL_NOT_REGISTERED',
       'gracefulNest(app): fastify-graceful-k8s is not registered on this Nest application\'s Fastify instance. ' +
       'Fix: NestFactory.create(AppModule, new FastifyAdapter()), then await app.register(graceful), then gracefulNest(app)')
   }
   const { log } = fastify
-  // Nest 8 to 12 keep their listeners' removal in this protected method.
-  const nest = app as unknown as { unsubscribeFromProcessSignals?: () => void }
-  nest.unsubscribeFromProcessSignals?.()
+  removeNestSignalListeners(app)
   // Nest's application is a Proxy whose `set` trap ignores assignments to methods; defineProperty reaches it.
   Object.defineProperty(app, 'enableShutdownHooks', {
     configurable: true,

@@ -103,7 +103,7 @@ export class ProcessWiring {
  * Installing any listener is also what makes the signal reach Node at all when it runs as PID 1: the
  * kernel drops signals to PID 1 that have no handler (SIGKILL aside).
  */
-function listenToSignals (signals: readonly ShutdownSignal[], onSignal: (signal: ShutdownSignal) => void): () => void {
+export function listenToSignals (signals: readonly ShutdownSignal[], onSignal: (signal: ShutdownSignal) => void): () => void {
   const listeners = signals.map(signal => {
     const listener = (): void => onSignal(signal)
     process.on(signal, listener)

@@ -37,6 +37,9 @@ function signalController (): AbortController {
   return controller
 }
 
+/** Internal: each instance on its raw server, where plugin/nest.ts finds it (Symbol.for: the ESM and CommonJS copies share it). */
+export const kInstance = Symbol.for('fastify-graceful-k8s.instance')
+
 /** One plugin instance: its state, its shutdown, what it waits for. `fastify.graceful` is a view of it (see index.ts). */
 export class Graceful {
   readonly tracker = new TaskTracker()

@@ -9,7 +9,7 @@ import { gracefulNest, type NestApplicationLike } from '../plugin/nest.js'
 import { fixture, msg, startChild, type Child, type LogLine } from './helpers/child.js'
 import { loadNest } from './helpers/nest.js'
 
-const { FastifyAdapter, Module, NestFactory } = await loadNest()
+const { FastifyAdapter, Module, NestApplicationContext, NestFactory } = await loadNest()
 
 const nestApp = fixture('nest-app.ts')
 
@@ -107,4 +107,9 @@ t.test('gracefulNest without the plugin: FST_GRACEFUL_NOT_REGISTERED, naming the
   // Not a Nest application on Fastify (its adapter has no Fastify instance): a stand-in object, the same error.
   const notFastify: NestApplicationLike = { getHttpAdapter: () => ({ getInstance: () => undefined }), close: async () => {}, enableShutdownHooks: () => {} }
   t.throws(() => gracefulNest(notFastify), { code: 'FST_GRACEFUL_NOT_REGISTERED' })
+})
+
+t.test('the Nest internals gracefulNest relies on (plugin/private.ts), in the installed @nestjs/core', async t => {
+  t.type((NestApplicationContext.prototype as unknown as Record<string, unknown>).unsubscribeFromProcessSignals, 'function',
+    'NestApplicationContext.prototype.unsubscribeFromProcessSignals (protected): removes the listeners of enableShutdownHooks()')
 })
