@@ -26,9 +26,10 @@ const BOTH = [1, 2]
 async function startPool (t: Test, options: PrimaryOptions = {}, scenario?: string, pid1 = false): Promise<{ child: Child, port: number }> {
   const child = startChild(pool, [JSON.stringify(options), ...(scenario === undefined ? [] : [scenario])], { pid1 })
   t.teardown(() => { child.proc.kill('SIGKILL') })
-  const port = await child.port
-  for (const id of BOTH) await child.waitForLog(fromWorker(id, 'ready: readiness answers 200'))
-  return { child, port }
+  // Each worker compiles the TypeScript sources as it starts: slow on a busy machine.
+  for (const id of BOTH) await child.waitForLog(fromWorker(id, 'ready: readiness answers 200'), 120_000)
+  const listening = await child.waitForLog(l => typeof l.msg === 'string' && l.msg.startsWith('Server listening at'))
+  return { child, port: Number(/:(\d+)$/.exec(String(listening.msg))?.[1]) }
 }
 
 /** Slow requests on fresh connections until each worker has one in flight (the primary deals connections round-robin). */
@@ -126,7 +127,7 @@ t.test('a worker that crashes while serving is replaced; Ctrl-C twice: SIGTERM t
   const crashed = await get(port, '/crash')
   t.equal(crashed.status, 200)
   t.match(await child.waitForLog(msg('cluster primary: worker exited')), { workerId: crashed.worker, code: 3, exitCode: 3, replaced: true })
-  await child.waitForLog(fromWorker(3, 'ready: readiness answers 200'))
+  await child.waitForLog(fromWorker(3, 'ready: readiness answers 200'), 120_000)
   child.signal('SIGINT')
   t.match(await child.waitForLog(msg('cluster primary: passing the signal to every worker and waiting for them')), { reason: 'SIGINT', signal: 'SIGTERM' },
     'SIGINT is passed on as SIGTERM (a terminal sends the workers SIGINT itself)')
