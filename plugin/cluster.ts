@@ -7,7 +7,7 @@ import { availableParallelism, hostname } from 'node:os'
 import { superviseChild, worstExitCode, type ChildExit } from './children.js'
 import { GracefulError, show } from './errors.js'
 import { DEFAULTS, resolveOptions, type ShutdownSignal } from './options.js'
-import { EXIT_SECOND_SIGINT, listenToSignals } from './process.js'
+import { EXIT_SECOND_SIGINT } from './process.js'
 
 /** pino's calling convention (a pino logger fits); the primary's default writes pino JSON lines to stdout. */
 export type PrimaryLogFn = (fields: Record<string, unknown>, msg: string) => void
@@ -185,7 +185,12 @@ export function primary (options: PrimaryOptions = {}): Primary {
   }
 
   cluster.on('fork', onFork)
-  const removeSignalListeners = listenToSignals(config.signals, onSignal)
+  // Any listener also makes the signal reach the primary as PID 1 (the kernel drops one without a handler).
+  const listeners = config.signals.map(signal => [signal, () => onSignal(signal)] as const)
+  for (const [signal, listener] of listeners) process.on(signal, listener)
+  const removeSignalListeners = (): void => {
+    for (const [signal, listener] of listeners) process.removeListener(signal, listener)
+  }
   log.info({ workers, drainDelayMs: config.drainDelay, timeoutMs: config.timeout, restart }, 'cluster primary: forking workers')
   for (let i = 0; i < workers; i++) cluster.fork()
 

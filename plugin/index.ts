@@ -133,7 +133,7 @@ const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => 
   })
   joinShutdownOnClose(root, graceful)
 
-  if (config.handleSignals) warnIfStartedByNpm(fastify.log)
+  warnIfStartedByNpm(config, fastify.log)
   graceful.install()
 }
 

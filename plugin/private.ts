@@ -6,13 +6,18 @@ import type { Server, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 
-/** The value under the first symbol with this description, on the object or along its prototype chain. */
-function symbolValue (target: object, description: string): unknown {
+/** The first symbol with this description, on the object or along its prototype chain. */
+function findSymbol (target: object, description: string): symbol | undefined {
   for (let o: object | null = target; o !== null; o = Object.getPrototypeOf(o)) {
     const key = Object.getOwnPropertySymbols(o).find(s => s.description === description)
-    if (key !== undefined) return (o as Record<symbol, unknown>)[key]
+    if (key !== undefined) return key
   }
   return undefined
+}
+
+function symbolValue (target: object, description: string): unknown {
+  const key = findSymbol(target, description)
+  return key === undefined ? undefined : (target as Record<symbol, unknown>)[key]
 }
 
 /** fastify 5.12.8 (lib/symbols.js kServerBindings): the servers of extra addresses (`host: 'localhost'` → 127.0.0.1 and ::1). */
@@ -32,6 +37,25 @@ export function rootInstance (fastify: FastifyInstance): FastifyInstance {
   let o: FastifyInstance = fastify
   while (!Object.hasOwn(o, 'close')) o = Object.getPrototypeOf(o) as FastifyInstance
   return o
+}
+
+/** A route's hook lists; null where the route has none. */
+export interface RouteHooks {
+  onResponse: Array<(...args: never[]) => unknown> | null
+  onRequestAbort: Array<(...args: never[]) => unknown> | null
+}
+let kRouteContext: symbol | undefined
+
+/**
+ * fastify 5.12.8 (lib/symbols.js kRouteContext = Symbol('fastify.context'), set in lib/request.js): a request's
+ * route context, whose onResponse and onRequestAbort lists (final from preReady, lib/route.js) lib/hooks.js
+ * runs in order, each awaited, stopping at the first error. Hot path: the symbol is looked up once.
+ */
+export function routeHooksOf (request: object): RouteHooks | undefined {
+  const context = kRouteContext === undefined ? undefined : (request as Record<symbol, RouteHooks | undefined>)[kRouteContext]
+  if (context !== undefined) return context
+  kRouteContext = findSymbol(request, 'fastify.context') ?? kRouteContext
+  return kRouteContext === undefined ? undefined : (request as Record<symbol, RouteHooks | undefined>)[kRouteContext]
 }
 
 /** What a pino destination offers: SonicBoom and a transport's ThreadStream both have flushSync(). */

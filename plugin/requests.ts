@@ -1,9 +1,11 @@
 // The per-request path, in one file: the server's request listener answers a probe or tracks the request
 // (and adds `Connection: close` once the drain has begun); every route handler records its request id as it
-// starts. Nothing else runs per request: no fastify hook (its hook runner costs more than all of this).
+// starts, and the first on a route makes its onResponse / onRequestAbort hooks count too (hooks.ts).
+// Nothing else runs per request: no fastify hook of ours (its hook runner costs more than all of this).
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerResponse } from 'node:http2'
 import type { RouteOptions } from 'fastify'
+import { HookTracker } from './hooks.js'
 import { headerBlock, responseOnSocket, upgradeRequestId } from './private.js'
 import type { TaskInfo } from './tasks.js'
 
@@ -37,8 +39,9 @@ interface TrackedSocket {
 }
 
 type Listed = RawResponse & { [kSlot]?: number }
+
 /** The second argument of a route handler: a reply (or, for a WebSocket route, the request). */
-interface HandlerArgument { raw?: object, request?: { id?: string }, id?: string }
+export interface HandlerArgument { raw?: object, request?: { id?: string }, id?: string }
 
 export class RequestTracker {
   private readonly listed: Listed[] = []
@@ -56,9 +59,12 @@ export class RequestTracker {
   private clock: NodeJS.Timeout | null = null
   /** Shared by every listed response: no closure per request. */
   private readonly onResponseClose: (this: RawResponse) => void
+  /** Requests whose response ended while their onResponse (or onRequestAbort) hooks run. */
+  readonly inHooks: HookTracker
 
   /** `onRelease` runs after a listed response ended. */
   constructor (private readonly onRelease: () => void) {
+    this.inHooks = new HookTracker(onRelease)
     const tracker = this
     this.onResponseClose = function onResponseClose (this: RawResponse): void { tracker.release(this) }
   }
@@ -75,7 +81,7 @@ export class RequestTracker {
   }
 
   get size (): number {
-    let n = this.listed.length
+    let n = this.listed.length + this.inHooks.size
     for (const entries = this.onSockets(); entries.next().done !== true;) n++
     return n
   }
@@ -179,6 +185,7 @@ export class RequestTracker {
 
   /** Appends what is in flight to `list`. */
   pending (list: TaskInfo[], now: number): void {
+    this.inHooks.pending(list, now)
     for (let i = 0; i < this.listed.length; i++) {
       list.push(requestInfo(this.listed[i] as Listed, this.epoch + (this.startedAt[i] as number), now, this.requestIds[i]))
     }
@@ -240,7 +247,10 @@ export function recordRequestIds (requests: RequestTracker): (route: RouteOption
     const handler = route.handler as (this: unknown, a: unknown, b: HandlerArgument) => unknown
     route.handler = function gracefulHandler (this: unknown, a: unknown, b: HandlerArgument) {
       const raw = b?.raw
-      if (raw !== undefined) requests.recordRequestId(raw, b)
+      if (raw !== undefined) {
+        requests.recordRequestId(raw, b)
+        requests.inHooks.watch(b)
+      }
       return handler.call(this, a, b)
     } as RouteOptions['handler']
   }

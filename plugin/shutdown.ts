@@ -1,6 +1,7 @@
 // The shutdown's timeline, as the README tells it: drain (readiness 503, requests still served) → close (the
-// listeners close, long-lived connections are told to leave) → wait (requests and tasks, up to `timeout`) →
-// fastify.close() (the app's onClose hooks) → exit, with a hard deadline behind it all.
+// listeners close, long-lived connections are told to leave) → wait (requests, their onResponse hooks, and
+// tasks, up to `timeout`) → fastify.close() (the app's onClose hooks) → exit, with a hard deadline behind it
+// all. Every instance in the process runs it at once (process.ts); the process exits after the last.
 import { setMaxListeners } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
@@ -11,7 +12,7 @@ import { flushLog, flushLogSync, summarize } from './logging.js'
 import type { GracefulConfig } from './options.js'
 import { CLOSE_WITH_GRACE_EVENTS } from './private.js'
 import { createProbes } from './probes.js'
-import { ProcessWiring } from './process.js'
+import { processGroup } from './process.js'
 import { requestEntry, setConnectionClose } from './requests.js'
 import { STATES, type GracefulState } from './states.js'
 import { TaskTracker, type TaskInfo } from './tasks.js'
@@ -25,6 +26,17 @@ export interface ShutdownResult {
   /** What was still pending at the deadline (empty on a clean shutdown). */
   pending: TaskInfo[]
   elapsedMs: number
+}
+
+/** What the process-wide shutdown needs of each instance. */
+export interface Member {
+  readonly config: GracefulConfig
+  readonly log: FastifyBaseLogger
+  readonly state: GracefulState
+  /** Requests and tasks pending now. */
+  readonly pendingCount: number
+  /** Starts this instance's part (synchronously up to the drain); resolves when its fastify.close() returned. */
+  begin (reason: string, instances: number, whole: Promise<ShutdownResult>, failed: () => boolean): Promise<ShutdownResult>
 }
 
 type CommonFields = Pick<ShutdownMessage, 'fastify' | 'reason' | 'state' | 'pending' | 'elapsedMs'>
@@ -41,14 +53,13 @@ function signalController (): AbortController {
 export const kInstance = Symbol.for('fastify-graceful-k8s.instance')
 
 /** One plugin instance: its state, its shutdown, what it waits for. `fastify.graceful` is a view of it (see index.ts). */
-export class Graceful {
+export class Graceful implements Member {
   readonly tracker = new TaskTracker()
   readonly connections: Connections
   private current: GracefulState = STATES.STARTING
+  /** This instance's part of the shutdown; the process-wide shutdown it is part of. */
   private running: Promise<ShutdownResult> | null = null
-  private result: ShutdownResult | null = null
-  /** An uncaught error happened: whatever the shutdown does, the exit code is 1. */
-  private failed = false
+  private whole: Promise<ShutdownResult> | null = null
   /** Our own fastify.close() call, which must not join the shutdown it is part of. */
   private closingOwn = false
   /** performance.now() when the shutdown started; what it was started for. */
@@ -59,9 +70,6 @@ export class Graceful {
   readonly shutdownSignal: AbortSignal = this.started.signal
   readonly closeSignal: AbortSignal = this.closed.signal
   readonly deadlineSignal: AbortSignal = this.tracker.signal
-  /** Process side effects, each with its undo (see install()). */
-  private readonly wiring = new ProcessWiring(this)
-  private exitWiring: ExitWiring | null = null
   /** Set once the drain starts: every HTTP/1 response from then on carries `Connection: close`. */
   closeConnections = false
   /**
@@ -91,44 +99,23 @@ export class Graceful {
     return this.tracker.size
   }
 
-  get shuttingDown (): boolean {
-    return this.running !== null
-  }
-
-  get exitCode (): number | null {
-    return this.result?.exitCode ?? null
-  }
-
-  markFailed (): void {
-    this.failed = true
-  }
-
-  /** Process side effects, undone by `uninstall()`. */
+  /** Process side effects (this instance joins the process's shutdown), undone by `uninstall()`. */
   install (): void {
-    const { config, log } = this
     this.connections.attach()
     this.tracker.requests.startClock()
-    if (config.exit) this.exitWiring = exitWhenDone(config, log, () => this.running as Promise<ShutdownResult>)
-    this.wiring.install()
+    processGroup.join(this)
   }
 
   uninstall (): void {
-    this.wiring.uninstall()
-    this.uninstallExit()
+    processGroup.leave(this)
     this.connections.detach()
     this.tracker.requests.stopClock()
-  }
-
-  private uninstallExit (): void {
-    this.wiring.uninstallErrorListeners()
-    this.exitWiring?.uninstall()
-    this.exitWiring = null
   }
 
   /** onListen: fastify's secondary bindings exist now; so does fastify-cli's close-with-grace. */
   markReady (): void {
     this.connections.attach()
-    this.wiring.takeOver()
+    if (this.config.handleSignals) processGroup.takeOverForeignCloseWithGrace(this.log)
     if (this.current === STATES.STARTING) {
       this.current = STATES.READY
       this.log.info({ state: this.current }, 'ready: readiness answers 200')
@@ -157,33 +144,38 @@ export class Graceful {
 
   // The timeline.
 
+  /** Every instance in the process takes part (process.ts); later calls join the running shutdown. */
   shutdown (reason = 'shutdown()'): Promise<ShutdownResult> {
-    if (this.running !== null) {
+    if (this.whole !== null) {
       this.log.info({ reason, state: this.current }, 'shutdown requested again: joining the running one')
-      return this.running
+      return this.whole
     }
-    // Everything up to the abort is synchronous and `running` is set before shutdownSignal's listeners run,
+    return processGroup.shutdown(reason, this)
+  }
+
+  begin (reason: string, instances: number, whole: Promise<ShutdownResult>, failed: () => boolean): Promise<ShutdownResult> {
+    // Everything up to the abort is synchronous and `whole` is set before shutdownSignal's listeners run,
     // so that a listener calling shutdown() (or fastify.close()) joins this one.
     const wasServing = this.current === STATES.READY
     this.startedAt = performance.now()
     this.reason = reason
+    this.whole = whole
     let start!: () => void
     const begun = new Promise<void>(resolve => { start = resolve })
-    this.running = begun.then(() => this.run(reason, wasServing))
-    this.log.info({ reason, state: this.current, drainDelayMs: this.config.drainDelay, timeoutMs: this.config.timeout, pending: this.tracker.size },
+    this.running = begun.then(() => this.run(reason, wasServing, failed))
+    this.log.info({ reason, state: this.current, drainDelayMs: this.config.drainDelay, timeoutMs: this.config.timeout, pending: this.tracker.size, instances },
       'graceful shutdown started')
-    this.wiring.takeOver()
+    if (this.config.handleSignals) processGroup.takeOverForeignCloseWithGrace(this.log)
     this.publish({ phase: 'start', drainDelayMs: this.config.drainDelay, timeoutMs: this.config.timeout })
     this.current = STATES.DRAINING
     this.closeConnections = true
     this.markInFlightConnectionClose()
-    this.exitWiring?.arm()
     this.started.abort(reason)
     start()
     return this.running
   }
 
-  private async run (reason: string, wasServing: boolean): Promise<ShutdownResult> {
+  private async run (reason: string, wasServing: boolean, failed: () => boolean): Promise<ShutdownResult> {
     const { config, log, fastify } = this
     if (wasServing && config.drainDelay > 0) {
       log.info({ phase: 'drain', drainDelayMs: config.drainDelay }, 'draining: readiness answers 503, requests still served')
@@ -208,16 +200,11 @@ export class Graceful {
       log.error({ err }, 'fastify.close() failed')
       exitCode = 1
     }
-    if (this.failed) exitCode = 1
+    if (failed()) exitCode = 1
     this.current = STATES.CLOSED
     const elapsedMs = Math.round(performance.now() - this.startedAt)
-    log[exitCode === 0 ? 'info' : 'error']({ phase: 'exit', exitCode, elapsedMs, reason }, 'shutdown complete')
     this.publish({ phase: 'exit', exitCode })
-    // exit: false keeps the signal listeners (a later signal exits with this code); the rest goes.
-    if (!config.exit) this.uninstallExit()
-    // With exit: true, exitWhenDone (below) exits the process once this resolves.
-    this.result = { exitCode, reason, pending, elapsedMs }
-    return this.result
+    return { exitCode, reason, pending, elapsedMs }
   }
 
   private async drain (): Promise<void> {
@@ -291,15 +278,34 @@ export class Graceful {
   }
 }
 
-// The exit, and the hard deadline behind it.
+// The process-wide shutdown: every instance at once, one exit after the last, and the hard deadline behind it.
 
-/** arm(): start the hard deadline and exit when the shutdown settles; uninstall(): the instance closed without one. */
-interface ExitWiring { arm: () => void, uninstall: () => void }
+/** Starts every member's shutdown in the same tick (every readiness 503 at once); resolves with the worst outcome. */
+export function runShutdown (round: Member[], reason: string, failed: () => boolean): Promise<ShutdownResult> {
+  const startedAt = performance.now()
+  let start!: () => void
+  const begun = new Promise<void>(resolve => { start = resolve })
+  const parts: Array<Promise<ShutdownResult>> = []
+  const whole = begun.then(async () => {
+    const results = await Promise.all(parts)
+    let exitCode = failed() ? 1 : 0
+    for (const result of results) exitCode = Math.max(exitCode, result.exitCode)
+    const elapsedMs = Math.round(performance.now() - startedAt)
+    ;(round[0] as Member).log[exitCode === 0 ? 'info' : 'error']({ phase: 'exit', exitCode, elapsedMs, reason, instances: round.length },
+      'shutdown complete')
+    return { exitCode, reason, pending: results.flatMap(r => r.pending), elapsedMs }
+  })
+  for (const member of round) parts.push(member.begin(reason, round.length, whole, failed))
+  // exit: false on every instance leaves the process to the app (it gets the ShutdownResult).
+  if (round.some(m => m.config.exit)) exitWhenDone(round, whole)
+  start()
+  return whole
+}
 
 // close-with-grace listens to no process event here: it owns the exit and the hard deadline only. Not the
 // signals the plugin handles: on a second signal it calls process.exit(1), and a preStop `kill -HUP 1` is
 // followed by the kubelet's SIGTERM within milliseconds. Not uncaught errors: after its first event it exits
-// 1 on the next error, cutting the drain (the plugin handles them, see listenToErrors). Not 'beforeExit': an
+// 1 on the next error, cutting the drain (the plugin handles them, see process.ts). Not 'beforeExit': an
 // event loop that runs dry (a test that closed its server) is no reason to shut down. Not the fatal signals
 // (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT): Node's documentation warns that a JavaScript listener
 // for a real SIGSEGV, SIGBUS, SIGFPE or SIGILL can leave the process hanging instead of crashing, a real
@@ -309,30 +315,26 @@ interface ExitWiring { arm: () => void, uninstall: () => void }
 const SKIPPED = [...CLOSE_WITH_GRACE_EVENTS]
 
 /**
- * close-with-grace owns the exit: its `delay` (drainDelay + timeout + 1 s) is the hard deadline that exits
- * with 1 even if the shutdown hangs (a stuck onClose hook); otherwise the process exits with the shutdown's code.
+ * close-with-grace owns the exit: its `delay` (the longest drainDelay + timeout + 1 s of the instances) is the
+ * hard deadline that exits with 1 even if the shutdown hangs (a stuck onClose hook); otherwise the process
+ * exits with the worst exit code, once every logger has written everything.
  */
-function exitWhenDone (config: GracefulConfig, log: FastifyBaseLogger,
-  /** The running shutdown: arm() is called by it, and close-with-grace starts nothing itself. */
-  running: () => Promise<{ exitCode: number }>): ExitWiring {
-  const cwg = closeWithGrace({
-    delay: config.hardDeadline,
+function exitWhenDone (round: Member[], whole: Promise<ShutdownResult>): void {
+  const logs = [...new Set(round.map(m => m.log))]
+  closeWithGrace({
+    delay: Math.max(...round.map(m => m.config.hardDeadline)),
     skip: SKIPPED,
     // Every message close-with-grace would log has its own callback below; its logger is left only for an
-    // error thrown by our callback, and shutdown() never rejects.
+    // error thrown by our callback, and the shutdown never rejects.
     logger: false,
     onTimeout: (delay: number) => {
-      log.fatal({ hardDeadlineMs: delay }, 'hard deadline reached: exiting now')
-      flushLogSync(log)
+      (round[0] as Member).log.fatal({ hardDeadlineMs: delay }, 'hard deadline reached: exiting now')
+      for (const log of logs) flushLogSync(log)
     }
   }, async () => {
-    const { exitCode } = await running()
-    await flushLog(log)
+    const { exitCode } = await whole
+    for (const log of logs) await flushLog(log)
     // close-with-grace exits 0 when this resolves; a missed deadline must not look clean.
     if (exitCode !== 0) process.exit(exitCode)
-  })
-  return {
-    arm: () => { cwg.close() },
-    uninstall: () => cwg.uninstall()
-  }
+  }).close()
 }

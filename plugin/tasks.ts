@@ -48,6 +48,7 @@ export class TaskTracker {
   private readonly deadline = new AbortController()
   private waiters: Array<() => void> = []
   private refusal: string | null = null
+  private settling = false
 
   constructor () {
     // Any number of tasks may listen (timers/promises with { signal } adds one listener each).
@@ -142,9 +143,16 @@ export class TaskTracker {
   }
 
   private settleIfIdle (): void {
-    if (this.waiters.length === 0 || this.size !== 0) return
-    const waiters = this.waiters
-    this.waiters = []
-    for (const resolve of waiters) resolve()
+    if (this.waiters.length === 0 || this.size !== 0 || this.settling) return
+    // A turn later, and only if still idle: a client that aborts closes its response before fastify starts
+    // the request's onRequestAbort hooks (its request's 'close'), which count as in flight too.
+    this.settling = true
+    setImmediate(() => {
+      this.settling = false
+      if (this.size !== 0) return
+      const waiters = this.waiters
+      this.waiters = []
+      for (const resolve of waiters) resolve()
+    })
   }
 }
