@@ -13,6 +13,8 @@ export type GracefulErrorCode =
   | 'FST_GRACEFUL_TASK_REFUSED'
   | 'FST_GRACEFUL_DEADLINE'
   | 'FST_GRACEFUL_ALREADY_REGISTERED'
+  | 'FST_GRACEFUL_NOT_REGISTERED'
+  | 'FST_GRACEFUL_NOT_PRIMARY'
 
 export class GracefulError extends Error {
   readonly code: GracefulErrorCode

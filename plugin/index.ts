@@ -5,7 +5,7 @@ import { assertFastifyVersion, resolveOptions, type GracefulConfig, type Gracefu
 import { rootInstance } from './private.js'
 import { warnIfStartedByNpm } from './process.js'
 import { recordRequestIds } from './requests.js'
-import { Graceful, type ShutdownResult } from './shutdown.js'
+import { Graceful, kInstance, type ShutdownResult } from './shutdown.js'
 import type { GracefulState } from './states.js'
 import type { TaskDone, TaskInfo } from './tasks.js'
 
@@ -100,6 +100,7 @@ const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => 
   }
   server[kRegistered] = true
   const graceful = new Graceful(fastify, config, fastify.log)
+  ;(server as Record<symbol, unknown>)[kInstance] = graceful
   const { tracker } = graceful
 
   // Tracking and probes live in the server's request listener, which every context shares (fastify-cli and

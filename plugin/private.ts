@@ -106,3 +106,8 @@ export const CLOSE_WITH_GRACE_EVENTS = [
 export function upgradeRequestId (secondArgument: { id?: string }): string | undefined {
   return secondArgument.id
 }
+
+/** @nestjs/core 8–12.6.3 (nest-application-context.js, protected): removes the signal listeners enableShutdownHooks() installed. */
+export function removeNestSignalListeners (app: object): void {
+  (app as { unsubscribeFromProcessSignals?: () => void }).unsubscribeFromProcessSignals?.()
+}

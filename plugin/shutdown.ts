@@ -49,6 +49,9 @@ function signalController (): AbortController {
   return controller
 }
 
+/** Internal: each instance on its raw server, where plugin/nest.ts finds it (Symbol.for: the ESM and CommonJS copies share it). */
+export const kInstance = Symbol.for('fastify-graceful-k8s.instance')
+
 /** One plugin instance: its state, its shutdown, what it waits for. `fastify.graceful` is a view of it (see index.ts). */
 export class Graceful implements Member {
   readonly tracker = new TaskTracker()
@@ -69,6 +72,11 @@ export class Graceful implements Member {
   readonly deadlineSignal: AbortSignal = this.tracker.signal
   /** Set once the drain starts: every HTTP/1 response from then on carries `Connection: close`. */
   closeConnections = false
+  /**
+   * Internal (plugin/nest.ts): what closes the instance after the wait, in place of `fastify.close()`; a
+   * framework's own close that runs its shutdown hooks around `fastify.close()`. Its failure makes the exit code 1.
+   */
+  closeWith: ((reason: string) => Promise<unknown>) | null = null
 
   constructor (
     private readonly fastify: FastifyInstance,
@@ -187,7 +195,7 @@ export class Graceful implements Member {
     let exitCode = finished ? 0 : 1
     this.closingOwn = true
     try {
-      await fastify.close()
+      await (this.closeWith === null ? fastify.close() : this.closeWith(reason))
     } catch (err) {
       log.error({ err }, 'fastify.close() failed')
       exitCode = 1

@@ -4,6 +4,7 @@ import { basename, dirname, extname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { FastifyBaseLogger } from 'fastify'
+import { superviseChild } from '../plugin/children.js'
 import { EXIT_INTERRUPTED } from './exit-codes.js'
 
 export type JobKind = 'inline' | 'child'
@@ -78,38 +79,27 @@ const WORKER = join(dirname(here), `worker${extname(here)}`)
  * for it and records the exit code, so the job is known to be interrupted rather than silently lost.
  */
 /** `log` is the job's own child logger: it already carries the jobId. */
-export function runChild (job: Job, stop: AbortSignal, log: FastifyBaseLogger): Promise<void> {
-  return new Promise(resolve => {
-    // execArgv passes on a loader when the sources run under a test runner; it is empty in production.
-    const child = spawn(process.execPath, [...process.execArgv, WORKER, String(job.ms)], { stdio: ['ignore', 'pipe', 'inherit'] })
-    const childPid = child.pid
-    let stopSent = false
-    log.info({ childPid, worker: basename(WORKER) }, 'child job started')
-    createInterface({ input: child.stdout }).on('line', line => {
-      // The worker's own events: 'running' once its signal handlers are in place, 'stopped', 'finished'.
-      log.info({ childPid, worker: JSON.parse(line) as unknown }, 'child job says')
-    })
-    const onStop = (): void => {
-      log.info({ childPid }, 'shutdown: telling the child job to stop (SIGTERM)')
-      stopSent = child.kill('SIGTERM')
-    }
-    if (stop.aborted) onStop()
-    else stop.addEventListener('abort', onStop, { once: true })
-    /* c8 ignore next 6 -- spawning this very node binary fails only when the machine is out of processes */
-    child.on('error', err => {
-      stop.removeEventListener('abort', onStop)
-      finish(job, 'failed')
-      log.error({ err }, 'child job could not start')
-      resolve()
-    })
-    child.on('exit', (code, signal) => {
-      stop.removeEventListener('abort', onStop)
-      job.exitCode = code
-      job.signal = signal
-      // Killed by our own SIGTERM before its handler was installed: stopped early all the same.
-      const interrupted = code === EXIT_INTERRUPTED || (stopSent && signal === 'SIGTERM')
-      finish(job, code === 0 ? 'completed' : interrupted ? 'interrupted' : 'failed')
-      resolve()
-    })
+export async function runChild (job: Job, stop: AbortSignal, log: FastifyBaseLogger): Promise<void> {
+  // execArgv passes on a loader when the sources run under a test runner; it is empty in production.
+  const child = spawn(process.execPath, [...process.execArgv, WORKER, String(job.ms)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const childPid = child.pid
+  log.info({ childPid, worker: basename(WORKER) }, 'child job started')
+  createInterface({ input: child.stdout }).on('line', line => {
+    // The worker's own events: 'running' once its signal handlers are in place, 'stopped', 'finished'.
+    log.info({ childPid, worker: JSON.parse(line) as unknown }, 'child job says')
   })
+  const exit = await superviseChild(child, stop, 'SIGTERM', () => {
+    log.info({ childPid }, 'shutdown: telling the child job to stop (SIGTERM)')
+  })
+  /* c8 ignore next 5 -- spawning this very node binary fails only when the machine is out of processes */
+  if (exit.error !== undefined) {
+    finish(job, 'failed')
+    log.error({ err: exit.error }, 'child job could not start')
+    return
+  }
+  job.exitCode = exit.code
+  job.signal = exit.signal
+  // Killed by our own SIGTERM before its handler was installed: stopped early all the same.
+  const interrupted = exit.code === EXIT_INTERRUPTED || (exit.stopped && exit.signal === 'SIGTERM')
+  finish(job, exit.code === 0 ? 'completed' : interrupted ? 'interrupted' : 'failed')
 }

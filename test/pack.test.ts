@@ -56,7 +56,9 @@ const esmImports = `
 import { subscribe } from 'node:diagnostics_channel'
 import Fastify from 'fastify'
 import graceful, { GracefulError, SHUTDOWN_CHANNEL } from 'fastify-graceful-k8s'
-
+import { gracefulNest } from 'fastify-graceful-k8s/nest'
+import { primary } from 'fastify-graceful-k8s/cluster'
+if (typeof gracefulNest !== 'function' || typeof primary !== 'function') throw new Error('the subpath exports /nest and /cluster')
 `
 const tsImports = `${esmImports.replace('GracefulError, SHUTDOWN_CHANNEL }', 'GracefulError, SHUTDOWN_CHANNEL, type ShutdownMessage }')}
 const phases: string[] = []
@@ -109,6 +111,9 @@ const Fastify = require('fastify')
 const { graceful, GracefulError, SHUTDOWN_CHANNEL } = require('fastify-graceful-k8s')
 if (require('fastify-graceful-k8s').default !== graceful) throw new Error('.default is not graceful')
 if (!require.resolve('fastify-graceful-k8s').endsWith('/dist/cjs/index.js')) throw new Error('not the CommonJS build')
+if (typeof require('fastify-graceful-k8s/nest').gracefulNest !== 'function') throw new Error('no /nest')
+if (typeof require('fastify-graceful-k8s/cluster').primary !== 'function') throw new Error('no /cluster')
+if (!require.resolve('fastify-graceful-k8s/cluster').endsWith('/dist/cjs/cluster.js')) throw new Error('/cluster: not the CommonJS build')
 const phases = []
 const phaseOf = message => message.phase
 ${scenario}`)
