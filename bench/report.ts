@@ -1,4 +1,5 @@
 // Writes RESULTS.md from the figures: tables, the machine, the method and its resolution, goals met or missed.
+import type { CloseResult } from './close-phase.js'
 import type { IcountResult } from './icount.js'
 import type { Machine } from './lib/machine.js'
 import { fmt, fmtPct, medianCi, pct, type Spread } from './lib/stats.js'
@@ -17,6 +18,7 @@ export interface Results {
   rollout?: RolloutResult
   tasks?: TasksResult
   icount?: IcountResult
+  close?: CloseResult
   /** Items not run this time, their figures kept from an earlier run. */
   kept?: { items: string[], date: string, command: string }
   chart?: string

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount] [--servers=a,b] [--out=DIR] [--render]`
+// `npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount,close] [--servers=a,b] [--scenario=TEXT] [--out=DIR] [--render]`
 // Runs the items one after the other, printing progress as it goes, then writes RESULTS.md, rollout.svg
 // and results.json (the figures without the raw request records). The full run writes into bench/; a quick
 // run into dist/bench-run/bench/ unless --out says otherwise, so a smoke run never replaces the committed figures.
@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util'
 import { rolloutSvg } from './chart.js'
 import { progress } from './lib/log.js'
 import { machine } from './lib/machine.js'
+import { measureClose } from './close-phase.js'
 import { BENCH_DIST, BENCH_SRC, ROOT } from './lib/paths.js'
 import { icountSummary, ICOUNT_SERVERS, measureIcount, mergeIcount } from './icount.js'
 import { measureOverhead } from './overhead.js'
@@ -21,7 +22,7 @@ import { measureRollout } from './rollout.js'
 import { measureShutdown } from './shutdown.js'
 import { measureTasks } from './tasks.js'
 
-const ITEMS = ['overhead', 'shutdown', 'rollout', 'tasks', 'icount'] as const
+const ITEMS = ['overhead', 'shutdown', 'rollout', 'tasks', 'icount', 'close'] as const
 type Item = typeof ITEMS[number]
 
 const { values } = parseArgs({
@@ -31,13 +32,15 @@ const { values } = parseArgs({
     out: { type: 'string' },
     // icount: which servers (bench/icount.ts ICOUNT_SERVERS); their baselines are added.
     servers: { type: 'string' },
+    // close: only the scenarios whose name contains this text (e.g. '10000 mixed').
+    scenario: { type: 'string' },
     // Re-write RESULTS.md from the results.json of an earlier run (the chart stays as it was drawn).
     render: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   }
 })
 if (values.help === true) {
-  process.stdout.write('npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount] [--servers=a,b] [--out=DIR] [--render]\n' +
+  process.stdout.write('npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount,close] [--servers=a,b] [--scenario=TEXT] [--out=DIR] [--render]\n' +
     `icount servers: ${ICOUNT_SERVERS.map(s => s.name).join(', ')}\n`)
   process.exit(0)
 }
@@ -56,6 +59,7 @@ const P = quick
   ? {
       overhead: { rounds: 2, warmupS: 2, windows: 1, windowS: 3 },
       shutdown: { runs: 2 },
+      close: { runs: 1 },
       rollout: { runs: 1 },
       tasks: { runs: 3, pairs: 200_000, pending: 100_000, hotpathRuns: 2, hotpathSeconds: 1 },
       // V8 tiers up 4× sooner (a quarter of its interrupt budget), so 3000 requests warm the hot path up as
@@ -65,6 +69,7 @@ const P = quick
   : {
       overhead: { rounds: 6, warmupS: 2, windows: 1, windowS: 5 },
       shutdown: { runs: 5 },
+      close: { runs: 3 },
       rollout: { runs: 5 },
       tasks: { runs: 5, pairs: 1_000_000, pending: 100_000, hotpathRuns: 5, hotpathSeconds: 1.5 },
       // V8 tiers the hot path up over the first ~9000 requests under callgrind: count only after that. A
@@ -97,6 +102,7 @@ if (only.includes('overhead')) {
   })
 }
 if (only.includes('shutdown')) results.shutdown = await measureShutdown({ runs: P.shutdown.runs, workMs: 300, drainMs: 1000 })
+if (only.includes('close')) results.close = await measureClose({ runs: P.close.runs, quick, only: values.scenario })
 if (only.includes('tasks')) results.tasks = await measureTasks(P.tasks)
 if (only.includes('icount')) {
   const servers = values.servers === undefined ? P.icount.servers : values.servers.split(',').map(s => s.trim())
