@@ -4,6 +4,7 @@
 // sessions get GOAWAY. Not earlier: until the drain ends the pod still receives traffic.
 import type { IncomingMessage, Server } from 'node:http'
 import type { Http2Session } from 'node:http2'
+import { Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { RawResponse, TaskTracker } from './tasks.js'
@@ -18,6 +19,27 @@ const GOING_AWAY_REASON = 'server shutting down'
 
 type AnyServer = Server & { closeIdleConnections?: () => void, closeAllConnections?: () => void }
 type RequestListener = (req: IncomingMessage, res: RawResponse) => void
+/** An idle connection at the close phase's start, and how much it had read then. */
+interface Idle { socket: Duplex, bytesRead: number }
+/** Stops accepting without http's closeIdleConnections (see close()). */
+const netClose = NetServer.prototype.close
+
+/**
+ * At most this many connections are told to leave in one turn of the event loop, and for about
+ * CLOSE_SLICE_MS: telling one costs about what the kernel's close(2) of a socket does (a write or a close
+ * system call, ~20-50 µs here), so 10 000 at once blocked the loop for ~1 s (bench/RESULTS.md, item 6).
+ */
+export const CLOSE_BATCH = 64
+export const CLOSE_SLICE_MS = 5
+
+function * destroyAll (sockets: Duplex[]): Generator<void> {
+  for (const socket of sockets) {
+    if (socket.destroyed) continue
+    socket.destroy()
+    yield
+  }
+}
+
 /** What `ws` (used by @fastify/websocket, socket.io and most others) puts on the socket it speaks on. */
 interface WsLike { close: (code: number, reason: string) => void, readyState: number }
 
@@ -54,6 +76,8 @@ export class Connections {
   private readonly attached = new Set<AnyServer>()
   private readonly undo: Array<() => void> = []
   private timers: NodeJS.Timeout[] = []
+  /** Bumped by terminate() and detach(): a close phase still working in turns stops. */
+  private generation = 0
 
   constructor (
     private readonly fastify: FastifyInstance,
@@ -127,25 +151,48 @@ export class Connections {
     this.undo.push(() => server.removeListener('upgrade', onUpgrade))
   }
 
-  /** The close phase: stop accepting everywhere, close what is idle, tell the long-lived to leave. */
-  close (sseRetry: number): Notified {
-    for (const server of this.servers()) {
-      if (server.listening) server.close()
-      server.closeIdleConnections?.()
-    }
+  /**
+   * The close phase: stop accepting everywhere, close what is idle, tell the long-lived to leave. Resolves
+   * when every connection was told (the counts); the work is spread over turns of the event loop (see
+   * `CLOSE_BATCH`), so that requests in flight, probes and the WebSockets' closing handshakes go on meanwhile.
+   */
+  close (sseRetry: number): Promise<Notified> {
     const notified: Notified = { websockets: 0, websocketsUnmanaged: 0, streams: 0, http2Sessions: 0 }
-    for (const socket of this.sockets) {
+    const idle: Idle[] = []
+    for (const server of this.servers()) {
+      // net.Server's close, not http's: that one destroys every idle connection at once (Node's
+      // closeIdleConnections, ~40 µs a socket: 0.4 s with 10 000), and http2's on Node 24+ closes every session.
+      if (server.listening) netClose.call(server)
+      const connections = symbolValue(server, 'http.server.connections') as { idle: () => Array<{ socket: Duplex }> } | undefined
+      for (const { socket } of connections?.idle() ?? []) idle.push({ socket, bytesRead: (socket as Socket).bytesRead })
+    }
+    const ws: Duplex[] = []
+    const work = this.leave(sseRetry, notified, idle, ws)
+    return this.inTurns(work).then(() => {
+      // Whatever became idle meanwhile (a response sent with `Connection: close` closes its own connection).
+      for (const server of this.servers()) server.closeIdleConnections?.()
+      if (ws.length > 0) {
+        // ws answers the client's close frame by closing the socket; a client that never answers is cut.
+        const timer = setTimeout(() => { void this.inTurns(destroyAll(ws)) }, WEBSOCKET_CLOSE_TIMEOUT)
+        timer.unref()
+        this.timers.push(timer)
+      }
+      return notified
+    })
+  }
+
+  /** The close phase's work, one connection a step. */
+  private * leave (sseRetry: number, notified: Notified, idle: Idle[], told: Duplex[]): Generator<void> {
+    for (const socket of [...this.sockets]) {
       const ws = webSocketOf(socket)
       if (ws === undefined) {
         notified.websocketsUnmanaged++
         continue
       }
       notified.websockets++
-      // ws answers the client's close frame by closing the socket; a client that never answers is cut.
       if (ws.readyState < 2) ws.close(GOING_AWAY, GOING_AWAY_REASON)
-      const timer = setTimeout(() => socket.destroy(), WEBSOCKET_CLOSE_TIMEOUT)
-      timer.unref()
-      this.timers.push(timer)
+      told.push(socket)
+      yield
     }
     for (const res of this.tracker.responses()) {
       if (!res.headersSent || res.writableEnded || !isEventStream(res)) continue
@@ -153,17 +200,42 @@ export class Connections {
       // A newline first ends a partly written line; the blank line after `retry:` dispatches nothing.
       if (sseRetry > 0) res.end(`\nretry: ${sseRetry}\n\n`)
       else res.end()
+      yield
     }
-    for (const session of this.sessions) {
+    for (const session of [...this.sessions]) {
       notified.http2Sessions++
       // GOAWAY: the client opens no new streams here; those in flight finish, then the session closes.
       session.close()
+      yield
     }
-    return notified
+    for (const { socket, bytesRead } of idle) {
+      // Still idle: nothing read since the listener closed (a request begun meanwhile is answered, with
+      // `Connection: close`), no response in progress. The same test as Node's closeIdleConnections.
+      const res = (socket as { _httpMessage?: { finished: boolean } | null })._httpMessage
+      if ((socket as Socket).bytesRead !== bytesRead || (res != null && !res.finished)) continue
+      socket.destroy()
+      yield
+    }
+  }
+
+  /** Runs `work` a slice at a time: at most CLOSE_BATCH steps and about CLOSE_SLICE_MS, then the event loop turns. */
+  private async inTurns (work: Iterator<void>): Promise<void> {
+    const generation = ++this.generation
+    for (;;) {
+      const until = performance.now() + CLOSE_SLICE_MS
+      for (let n = 0; n < CLOSE_BATCH; n++) {
+        if (work.next().done === true) return
+        if (performance.now() > until) break
+      }
+      await new Promise(resolve => setImmediate(resolve))
+      // terminate() or detach() came meanwhile: what is left is theirs.
+      if (this.generation !== generation) return
+    }
   }
 
   /** The deadline passed: cut whatever is still open so that fastify.close() can finish. */
   terminate (): void {
+    this.generation++
     for (const socket of this.sockets) socket.destroy()
     for (const session of this.sessions) session.destroy()
     for (const server of this.servers()) server.closeAllConnections?.()
@@ -171,6 +243,7 @@ export class Connections {
 
   /** Undo every listener and wrapper (the instance closed). */
   detach (): void {
+    this.generation++
     for (const undo of this.undo.splice(0)) undo()
     for (const timer of this.timers) clearTimeout(timer)
     this.timers = []
