@@ -19,6 +19,10 @@ const GOING_AWAY_REASON = 'server shutting down'
 
 type AnyServer = Server & { closeIdleConnections?: () => void, closeAllConnections?: () => void }
 type RequestListener = (req: IncomingMessage, res: RawResponse) => void
+/** On an upgraded socket: the task's `done`, called when it closes. */
+const kLeft = Symbol('fastify-graceful-k8s.left')
+type Followed = Duplex & { [kLeft]?: () => void }
+
 /** An idle connection at the close phase's start, and how much it had read then. */
 interface Idle { socket: Duplex, bytesRead: number }
 /** Stops accepting without http's closeIdleConnections (see close()). */
@@ -32,9 +36,9 @@ const netClose = NetServer.prototype.close
 export const CLOSE_BATCH = 64
 export const CLOSE_SLICE_MS = 5
 
+/** Those closed meanwhile are destroyed already: destroy() does nothing to them. */
 function * destroyAll (sockets: Duplex[]): Generator<void> {
   for (const socket of sockets) {
-    if (socket.destroyed) continue
     socket.destroy()
     yield
   }
@@ -76,8 +80,10 @@ export class Connections {
   private readonly attached = new Set<AnyServer>()
   private readonly undo: Array<() => void> = []
   private timers: NodeJS.Timeout[] = []
-  /** Bumped by terminate() and detach(): a close phase still working in turns stops. */
-  private generation = 0
+
+  /** Shared 'close' listeners (no closure or once-wrapper per connection: ~250 bytes less a WebSocket). */
+  private readonly onSocketClose: (this: Followed) => void
+  private readonly onSessionClose: (this: Http2Session) => void
 
   constructor (
     private readonly fastify: FastifyInstance,
@@ -85,7 +91,14 @@ export class Connections {
     private readonly host: ConnectionsHost,
     /** The hot path: answers probes or tracks the request, before fastify sees it. */
     private readonly onRequest: (req: IncomingMessage, res: RawResponse) => boolean
-  ) {}
+  ) {
+    const { sockets, sessions } = this
+    this.onSocketClose = function onSocketClose (this: Followed): void {
+      sockets.delete(this)
+      ;(this[kLeft] as () => void)()
+    }
+    this.onSessionClose = function onSessionClose (this: Http2Session): void { sessions.delete(this) }
+  }
 
   /** Every server the instance listens with: the main one and fastify's secondary bindings. */
   servers (): AnyServer[] {
@@ -102,7 +115,7 @@ export class Connections {
       if (server === this.fastify.server) this.watchUpgrades(server)
       const onSession = (session: Http2Session): void => {
         this.sessions.add(session)
-        session.once('close', () => this.sessions.delete(session))
+        session.on('close', this.onSessionClose)
       }
       server.on('session', onSession)
       this.undo.push(() => server.removeListener('session', onSession))
@@ -141,10 +154,8 @@ export class Connections {
       const upgrade: { reqId?: string } = {}
       ;(req as { [kUpgrade]?: object })[kUpgrade] = upgrade
       const done = tracker.addConnection('websocket', `${req.method ?? 'GET'} ${req.url ?? ''}`, () => upgrade.reqId)
-      socket.once('close', () => {
-        this.sockets.delete(socket)
-        done()
-      })
+      ;(socket as Followed)[kLeft] = done
+      socket.on('close', this.onSocketClose)
     }
     // First, so that a refused upgrade is gone before a WebSocket library sees it.
     server.prependListener('upgrade', onUpgrade)
@@ -220,7 +231,6 @@ export class Connections {
 
   /** Runs `work` a slice at a time: at most CLOSE_BATCH steps and about CLOSE_SLICE_MS, then the event loop turns. */
   private async inTurns (work: Iterator<void>): Promise<void> {
-    const generation = ++this.generation
     for (;;) {
       const until = performance.now() + CLOSE_SLICE_MS
       for (let n = 0; n < CLOSE_BATCH; n++) {
@@ -228,14 +238,11 @@ export class Connections {
         if (performance.now() > until) break
       }
       await new Promise(resolve => setImmediate(resolve))
-      // terminate() or detach() came meanwhile: what is left is theirs.
-      if (this.generation !== generation) return
     }
   }
 
   /** The deadline passed: cut whatever is still open so that fastify.close() can finish. */
   terminate (): void {
-    this.generation++
     for (const socket of this.sockets) socket.destroy()
     for (const session of this.sessions) session.destroy()
     for (const server of this.servers()) server.closeAllConnections?.()
@@ -243,7 +250,6 @@ export class Connections {
 
   /** Undo every listener and wrapper (the instance closed). */
   detach (): void {
-    this.generation++
     for (const undo of this.undo.splice(0)) undo()
     for (const timer of this.timers) clearTimeout(timer)
     this.timers = []

@@ -80,7 +80,13 @@ t.test('every connection told, none cut before its notice, a probe and a request
   const probe = await raw(port, 'GET /readyz HTTP/1.1\r\n')
   await until('the request in flight to reach its route', () => app.graceful.pending().some(p => p.name === 'GET /gate'))
 
-  app.graceful.closeSignal.addEventListener('abort', () => probe.socket.write('Host: t\r\n\r\n'))
+  // Once the close phase began: the probe's request ends, and an idle keep-alive connection (told in a later
+  // turn: WebSockets and streams come first) sends a request, which is answered, not cut.
+  const late = keepAlive[KA - 1] as Awaited<ReturnType<typeof raw>>
+  app.graceful.closeSignal.addEventListener('abort', () => {
+    probe.socket.write('Host: t\r\n\r\n')
+    late.socket.write('GET /hello HTTP/1.1\r\nHost: t\r\n\r\n')
+  })
   probe.socket.on('data', () => { if (!order.includes('probe answered')) order.push('probe answered') })
   const shutdown = app.graceful.shutdown('test')
   await until('the close phase to tell everyone', () => order.includes('close phase told everyone'))
@@ -93,6 +99,7 @@ t.test('every connection told, none cut before its notice, a probe and a request
   await until('every connection to close', () => [...keepAlive, ...streams, inFlight, probe].every(c => c.events.includes('close')) && sockets.every(s => s.events.includes('close')))
   t.match(inFlight.text(), /^HTTP\/1\.1 200 [\s\S]*connection: close[\s\S]*\{"gate":"open"\}$/i, 'the request in flight was answered, with Connection: close')
   t.same(keepAlive.filter(c => c.events.join() !== 'end,close').length, 0, `all ${KA} idle keep-alive connections closed with a FIN, no reset`)
+  t.match(late.text(), /^HTTP\/1\.1 200 [\s\S]*"hello"[\s\S]*HTTP\/1\.1 200 [\s\S]*connection: close[\s\S]*"hello"/i, 'a request sent on an idle connection during the close phase was answered, with Connection: close')
   t.same(streams.filter(c => c.events.join() !== 'end after the last chunk,close').length, 0, `all ${SSE} event streams ended with their last chunk before the FIN`)
   t.ok(streams.every(c => c.text().includes('\nretry: 1000\n\n')), 'each stream was told when to come back')
   t.same(sockets.filter(s => s.events.join() !== 'close frame,close' || s.codes.some(c => c !== 1001)).length, 0, `all ${WS} WebSockets got 1001 before their socket closed`)
