@@ -83,7 +83,8 @@ function spawnClient (env: Record<string, string>): LineChild {
     lines.push(l)
     for (const w of [...waiters]) if (w.p(l)) { waiters.splice(waiters.indexOf(w), 1); w.r(l) }
   })
-  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  // 'close', not 'exit': every line of its stdout has been read by then.
+  const exited = new Promise<number | null>(resolve => child.on('close', code => resolve(code)))
   return {
     lines,
     exited,

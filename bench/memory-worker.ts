@@ -3,7 +3,7 @@
 //   request (first on its connection): the hot path's fast case, a request that is its connection's current
 //     response: the connection joins the followed set (a Set entry and a 'close' listener) and gets two
 //     properties; `request (on a followed connection)`: the same connection's later requests (two property writes);
-//   request (waited for): the wait moves every response in flight to the dense arrays (watch()), with a
+//   request (waited for): the wait moves every response in flight to the dense arrays (listEveryResponse()), with a
 //     'close' listener each;
 //   task: fastify.graceful.task() pending;
 //   WebSocket: an upgrade the plugin follows (its 'upgrade' listener: a Set entry, a 'close' listener, a task).
@@ -14,7 +14,8 @@ import http from 'node:http'
 import net from 'node:net'
 import Fastify from 'fastify'
 import graceful from '../plugin/index.js'
-import { summarize, type TaskTracker } from '../plugin/tasks.js'
+import { summarize } from '../plugin/logging.js'
+import type { TaskTracker } from '../plugin/tasks.js'
 
 const gc = (globalThis as { gc?: () => void }).gc
 if (gc === undefined) throw new Error('run with node --expose-gc')
@@ -53,15 +54,15 @@ for (let r = 0; r < RUNS; r++) {
     const { app, tracker } = await instance()
     const reqs = requests(COUNT, true)
     const h0 = heap()
-    for (const { res } of reqs) tracker.trackResponse(res)
+    for (const { res } of reqs) tracker.requests.track(res)
     const h1 = heap()
     push('requestFirstBytes', (h1 - h0) / COUNT)
-    for (const { res } of reqs) tracker.trackResponse(res)
+    for (const { res } of reqs) tracker.requests.track(res)
     push('requestFollowedBytes', (heap() - h1) / COUNT)
     push('pendingRequestsMs', time(() => tracker.pending()))
     push('logLineRequestsMs', time(() => JSON.stringify(summarize(tracker.pending()))))
     const h2 = heap()
-    tracker.watch()
+    tracker.requests.listEveryResponse()
     push('requestWaitedBytes', (heap() - h2) / COUNT)
     push('pendingWaitedMs', time(() => tracker.pending()))
     void app

@@ -8,7 +8,7 @@ import { Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { RawResponse, TaskTracker } from './tasks.js'
-import { symbolValue } from './internals.js'
+import { idleConnections, requestListeners, responseOnSocket, secondaryServers, webSocketOf } from './private.js'
 import { isEventStream, kUpgrade } from './tasks.js'
 
 /** How long a WebSocket gets to answer our close frame before its socket is destroyed. */
@@ -44,9 +44,6 @@ function * destroyAll (sockets: Duplex[]): Generator<void> {
   }
 }
 
-/** What `ws` (used by @fastify/websocket, socket.io and most others) puts on the socket it speaks on. */
-interface WsLike { close: (code: number, reason: string) => void, readyState: number }
-
 /** How many of each kind were told to leave at the close phase. */
 export interface Notified {
   websockets: number
@@ -59,19 +56,6 @@ export interface Notified {
 export interface ConnectionsHost {
   /** True once the close phase began: upgrades are refused from then on. */
   readonly closing: boolean
-}
-
-/** Fastify keeps the servers of extra addresses (`host: 'localhost'` → 127.0.0.1 and ::1) under a private symbol. */
-function secondaryServers (fastify: FastifyInstance): AnyServer[] {
-  const servers = symbolValue(fastify, 'fastify.serverBindings') as AnyServer[] | undefined
-  /* c8 ignore next: every fastify 5 has the symbol */
-  return servers ?? []
-}
-
-/** The socket's `ws` WebSocket, found by the symbol `ws` keeps it under (it is not exported). */
-function webSocketOf (socket: Duplex): WsLike | undefined {
-  const ws = symbolValue(socket, 'websocket') as WsLike | undefined
-  return typeof ws?.close === 'function' ? ws : undefined
 }
 
 export class Connections {
@@ -102,7 +86,7 @@ export class Connections {
 
   /** Every server the instance listens with: the main one and fastify's secondary bindings. */
   servers (): AnyServer[] {
-    return [this.fastify.server as AnyServer, ...secondaryServers(this.fastify)]
+    return [this.fastify.server as AnyServer, ...secondaryServers<AnyServer>(this.fastify)]
   }
 
   /** Wrap the request listeners and watch upgrades and HTTP/2 sessions. Idempotent per server. */
@@ -123,7 +107,7 @@ export class Connections {
   }
 
   private wrapRequestListeners (server: AnyServer): void {
-    const originals = server.listeners('request') as RequestListener[]
+    const originals = requestListeners<RequestListener>(server)
     const onRequest = this.onRequest
     // One listener that calls fastify's own (or a serverFactory's) only when the request is not a probe.
     const single = originals.length === 1 ? originals[0] as RequestListener : null
@@ -174,8 +158,7 @@ export class Connections {
       // net.Server's close, not http's: that one destroys every idle connection at once (Node's
       // closeIdleConnections, ~40 µs a socket: 0.4 s with 10 000), and http2's on Node 24+ closes every session.
       if (server.listening) netClose.call(server)
-      const connections = symbolValue(server, 'http.server.connections') as { idle: () => Array<{ socket: Duplex }> } | undefined
-      for (const { socket } of connections?.idle() ?? []) idle.push({ socket, bytesRead: (socket as Socket).bytesRead })
+      for (const socket of idleConnections(server)) idle.push({ socket, bytesRead: (socket as Socket).bytesRead })
     }
     const ws: Duplex[] = []
     const work = this.leave(sseRetry, notified, idle, ws)
@@ -222,7 +205,7 @@ export class Connections {
     for (const { socket, bytesRead } of idle) {
       // Still idle: nothing read since the listener closed (a request begun meanwhile is answered, with
       // `Connection: close`), no response in progress. The same test as Node's closeIdleConnections.
-      const res = (socket as { _httpMessage?: { finished: boolean } | null })._httpMessage
+      const res = responseOnSocket(socket) as { finished: boolean } | null | undefined
       if ((socket as Socket).bytesRead !== bytesRead || (res != null && !res.finished)) continue
       socket.destroy()
       yield

@@ -12,7 +12,7 @@ export const SHUTDOWN_CHANNEL = 'fastify-graceful-k8s:shutdown'
 interface Common {
   /** The instance the plugin is registered on. */
   fastify: FastifyInstance
-  /** What started the shutdown: a signal name, 'shutdown()', 'fastify.close()' or 'uncaught error'. */
+  /** What started the shutdown: a signal name, 'shutdown()' (or the reason passed to it) or 'uncaught error'. */
   reason: string
   state: GracefulState
   /** Requests, streams, WebSockets and tasks pending at this moment. */

@@ -1,9 +1,71 @@
-import type { FastifyInstance, FastifyPluginAsync, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { GracefulError } from './errors.js'
-import { assertFastifyVersion, resolveOptions, type GracefulOptions } from './options.js'
-import { Graceful, type GracefulController } from './shutdown.js'
-import type { TaskDone } from './tasks.js'
+import { assertFastifyVersion, resolveOptions, type GracefulConfig, type GracefulOptions } from './options.js'
+import { rootInstance } from './private.js'
+import { warnIfStartedByNpm } from './process.js'
+import { recordRequestIds } from './requests.js'
+import { Graceful, type ShutdownResult } from './shutdown.js'
+import type { GracefulState } from './states.js'
+import type { TaskDone, TaskInfo } from './tasks.js'
+
+/** `fastify.graceful`: the state, the shutdown, and the WaitGroup for work outside requests. */
+export interface GracefulController {
+  readonly state: GracefulState
+  /**
+   * Aborted the moment a shutdown starts (state is already `draining`): stop taking new work (a queue
+   * consumer stops polling, a child process is told to stop) and finish what is in hand.
+   */
+  readonly shutdownSignal: AbortSignal
+  /**
+   * Aborted when the drain ends and the listener closes (the close phase): long-lived responses (streams,
+   * long polls) should finish now, so that clients reconnect to another pod. WebSockets of `ws`-based
+   * libraries, server-sent-event responses and HTTP/2 sessions are told by the plugin itself.
+   */
+  readonly closeSignal: AbortSignal
+  /** Aborted when the shutdown deadline comes: give up. The same signal `runTask` hands to its function. */
+  readonly deadlineSignal: AbortSignal
+  readonly config: GracefulConfig
+  /** Start the graceful shutdown (drain, close, wait, exit). Idempotent: later calls get the same promise. */
+  shutdown (reason?: string): Promise<ShutdownResult>
+  /** Register work; call the returned `done` when it is finished (idempotent). */
+  task (name: string): TaskDone
+  /** Run `fn` as tracked work; `fn` gets the deadline's AbortSignal. */
+  runTask<T> (name: string, fn: (signal: AbortSignal) => T | PromiseLike<T>): Promise<T>
+  /** Requests in flight, open streams and WebSockets, and tasks still running, oldest first. */
+  pending (): TaskInfo[]
+}
+
+/** `fastify.close()` called by the app: during a shutdown it joins it instead of cutting the drain. */
+function joinShutdownOnClose (root: FastifyInstance, graceful: Graceful): void {
+  const close = root.close as (this: FastifyInstance, ...args: unknown[]) => unknown
+  root.close = function close$ (this: FastifyInstance, ...args: unknown[]) {
+    const running = graceful.joinable
+    if (running === null) return close.apply(this, args)
+    graceful.log.info({ state: graceful.state }, 'fastify.close() called during the shutdown: it resolves when the shutdown has closed')
+    const closed = running.then(() => undefined)
+    const cb = args[0]
+    if (typeof cb !== 'function') return closed
+    closed.then(() => (cb as (err?: Error) => void)(), /* c8 ignore next */ (err: Error) => (cb as (err?: Error) => void)(err))
+    return this
+  } as typeof root.close
+}
+
+/** The public view of an instance: exactly the members of GracefulController. */
+function controllerOf (graceful: Graceful): GracefulController {
+  const { tracker } = graceful
+  return Object.freeze({
+    get state () { return graceful.state },
+    get shutdownSignal () { return graceful.shutdownSignal },
+    get closeSignal () { return graceful.closeSignal },
+    get deadlineSignal () { return graceful.deadlineSignal },
+    config: graceful.config,
+    shutdown: (reason?: string) => graceful.shutdown(reason),
+    task: (name: string) => tracker.add(name),
+    runTask: <T>(name: string, fn: (signal: AbortSignal) => T | PromiseLike<T>) => tracker.run(name, fn),
+    pending: () => tracker.pending()
+  })
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -26,13 +88,6 @@ declare module 'fastify' {
 /** Marks the raw server: one plugin instance per server, whatever context it was registered in. */
 const kRegistered = Symbol.for('fastify-graceful-k8s.registered')
 
-/** The root instance: the object that owns `close` (encapsulated contexts inherit it). */
-function closeOwner (fastify: FastifyInstance): FastifyInstance {
-  let o: FastifyInstance = fastify
-  while (!Object.hasOwn(o, 'close')) o = Object.getPrototypeOf(o) as FastifyInstance
-  return o
-}
-
 const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => {
   // Fail at registration, before anything is installed.
   assertFastifyVersion(fastify.version)
@@ -48,23 +103,14 @@ const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => 
   const { tracker } = graceful
 
   // Tracking and probes live in the server's request listener, which every context shares (fastify-cli and
-  // its templates register the app in an encapsulated child). Only the request id comes from fastify: each
-  // route handler registered from now on lends its reply to the tracker as it starts (a wrapper costs a
-  // call; an onRequest hook costs fastify's whole hook runner per request: bench/RESULTS.md). In a child
-  // context the root's later routes are wrapped too.
-  function lendReply (route: RouteOptions): void {
-    const handler = route.handler as (this: unknown, a: unknown, b: { raw?: object }) => unknown
-    route.handler = function gracefulHandler (this: unknown, a: unknown, b: { raw?: object }) {
-      const raw = b?.raw
-      if (raw !== undefined) tracker.lend(raw, b)
-      return handler.call(this, a, b)
-    } as RouteOptions['handler']
-  }
-  fastify.addHook('onRoute', lendReply)
-  const root = closeOwner(fastify)
-  if (root !== fastify) root.addHook('onRoute', lendReply)
+  // its templates register the app in an encapsulated child). Only the request id comes from fastify, from
+  // the route handlers registered from now on; in a child context the root's later routes are wrapped too.
+  const onRoute = recordRequestIds(tracker.requests)
+  fastify.addHook('onRoute', onRoute)
+  const root = rootInstance(fastify)
+  if (root !== fastify) root.addHook('onRoute', onRoute)
 
-  fastify.decorate('graceful', graceful as GracefulController)
+  fastify.decorate('graceful', controllerOf(graceful))
   fastify.decorateRequest('task', function (this: { id: string }, name: string) {
     return tracker.add(name, this.id)
   })
@@ -84,13 +130,9 @@ const plugin: FastifyPluginAsync<GracefulOptions> = async (fastify, options) => 
     graceful.onClose()
     done()
   })
-  root.close = graceful.interceptClose(root.close as (this: FastifyInstance, ...args: unknown[]) => unknown) as typeof root.close
+  joinShutdownOnClose(root, graceful)
 
-  if (config.handleSignals && process.env.npm_lifecycle_event !== undefined) {
-    // npm runs the app as its child: SIGHUP to npm (PID 1) never reaches Node, and npm may exit first.
-    fastify.log.warn({ npmLifecycleEvent: process.env.npm_lifecycle_event },
-      'started through npm: signals from Kubernetes may not reach Node. Run node itself as PID 1 (exec-form CMD ["node", "..."])')
-  }
+  warnIfStartedByNpm(config, fastify.log)
   graceful.install()
 }
 
@@ -101,7 +143,8 @@ export default graceful
 export { graceful }
 export { GracefulError, type GracefulErrorCode } from './errors.js'
 export { DEFAULTS, HARD_DEADLINE_MARGIN, SHUTDOWN_SIGNALS, type GracefulOptions, type GracefulConfig, type ReadinessCheck, type ShutdownSignal } from './options.js'
-export { EXIT_SECOND_SIGINT, type GracefulController, type ShutdownResult } from './shutdown.js'
+export { EXIT_SECOND_SIGINT } from './process.js'
+export type { ShutdownResult } from './shutdown.js'
 export { SHUTDOWN_CHANNEL, type ShutdownMessage } from './diagnostics.js'
 export { GOING_AWAY, WEBSOCKET_CLOSE_TIMEOUT, type Notified } from './connections.js'
 export { STATES, type GracefulState } from './states.js'

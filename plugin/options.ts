@@ -48,8 +48,9 @@ export interface GracefulOptions {
    */
   signals?: readonly ShutdownSignal[]
   /**
-   * Install process listeners for `signals` (and, with `exit`, close-with-grace's handlers for uncaught
-   * errors). `false` for tests and for apps that wire signals themselves and call `fastify.graceful.shutdown()`.
+   * Install process listeners for `signals` (and, with `exit`, for uncaught exceptions and unhandled
+   * rejections: they start the shutdown, exit code 1). `false` for tests and for apps that wire signals
+   * themselves and call `fastify.graceful.shutdown()`.
    * @default true
    */
   handleSignals?: boolean

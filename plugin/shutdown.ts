@@ -1,64 +1,46 @@
+// The shutdown's timeline, as the README tells it: drain (readiness 503, requests still served) → close (the
+// listeners close, long-lived connections are told to leave) → wait (requests, their onResponse hooks, and
+// tasks, up to `timeout`) → fastify.close() (the app's onClose hooks) → exit, with a hard deadline behind it
+// all. Every instance in the process runs it at once (process.ts); the process exits after the last.
 import { setMaxListeners } from 'node:events'
-import type { IncomingMessage } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
+import closeWithGrace from 'close-with-grace'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { Connections, type Notified } from './connections.js'
 import { publish, type ShutdownMessage } from './diagnostics.js'
-import type { GracefulConfig, ShutdownSignal } from './options.js'
+import { flushLog, flushLogSync, summarize } from './logging.js'
+import type { GracefulConfig } from './options.js'
+import { CLOSE_WITH_GRACE_EVENTS } from './private.js'
 import { createProbes } from './probes.js'
-import {
-  ERROR_EVENTS, flushLogSync, listenToErrors, listenToSignals, removeForeignCloseWithGrace, wireExit, type ExitWiring
-} from './signals.js'
+import { processGroup } from './process.js'
+import { requestEntry, setConnectionClose } from './requests.js'
 import { STATES, type GracefulState } from './states.js'
-import { summarize, TaskTracker, type RawResponse, type TaskDone, type TaskInfo } from './tasks.js'
+import { TaskTracker, type TaskInfo } from './tasks.js'
 
 /** What a shutdown ends with. */
 export interface ShutdownResult {
   /** 0 when every request and task finished in time; 1 when the deadline hit, closing failed, or an error was uncaught. */
   exitCode: number
-  /** What started the shutdown: a signal name, 'shutdown()', 'fastify.close()' or 'uncaught error'. */
+  /** What started the shutdown: a signal name, 'shutdown()' (or the reason passed to it) or 'uncaught error'. */
   reason: string
   /** What was still pending at the deadline (empty on a clean shutdown). */
   pending: TaskInfo[]
   elapsedMs: number
 }
 
-/** `fastify.graceful`: the state, the shutdown, and the WaitGroup for work outside requests. */
-export interface GracefulController {
-  readonly state: GracefulState
-  /**
-   * Aborted the moment a shutdown starts (state is already `draining`): stop taking new work (a queue
-   * consumer stops polling, a child process is told to stop) and finish what is in hand.
-   */
-  readonly shutdownSignal: AbortSignal
-  /**
-   * Aborted when the drain ends and the listener closes (the close phase): long-lived responses (streams,
-   * long polls) should finish now, so that clients reconnect to another pod. WebSockets of `ws`-based
-   * libraries, server-sent-event responses and HTTP/2 sessions are told by the plugin itself.
-   */
-  readonly closeSignal: AbortSignal
-  /** Aborted when the shutdown deadline comes: give up. The same signal `runTask` hands to its function. */
-  readonly deadlineSignal: AbortSignal
+/** What the process-wide shutdown needs of each instance. */
+export interface Member {
   readonly config: GracefulConfig
-  /** Start the graceful shutdown (drain, close, wait, exit). Idempotent: later calls get the same promise. */
-  shutdown (reason?: string): Promise<ShutdownResult>
-  /** Register work; call the returned `done` when it is finished (idempotent). */
-  task (name: string): TaskDone
-  /** Run `fn` as tracked work; `fn` gets the deadline's AbortSignal. */
-  runTask<T> (name: string, fn: (signal: AbortSignal) => T | PromiseLike<T>): Promise<T>
-  /** Requests in flight, open streams and WebSockets, and tasks still running, oldest first. */
-  pending (): TaskInfo[]
+  readonly log: FastifyBaseLogger
+  readonly state: GracefulState
+  /** Requests and tasks pending now. */
+  readonly pendingCount: number
+  /** Starts this instance's part (synchronously up to the drain); resolves when its fastify.close() returned. */
+  begin (reason: string, instances: number, whole: Promise<ShutdownResult>, failed: () => boolean): Promise<ShutdownResult>
 }
 
 type CommonFields = Pick<ShutdownMessage, 'fastify' | 'reason' | 'state' | 'pending' | 'elapsedMs'>
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
-
-/** Exit code for a second SIGINT: 128 + 2, what a shell reports for a process ended by SIGINT. */
-export const EXIT_SECOND_SIGINT = 130
-
-/** Instances in this process that handle signals: two would both drain on one SIGTERM. */
-const kSignalOwners = Symbol.for('fastify-graceful-k8s.signalOwners')
-const signalOwners: Set<object> = ((globalThis as Record<symbol, Set<object>>)[kSignalOwners] ??= new Set())
 
 function signalController (): AbortController {
   const controller = new AbortController()
@@ -67,15 +49,14 @@ function signalController (): AbortController {
   return controller
 }
 
-export class Graceful implements GracefulController {
+/** One plugin instance: its state, its shutdown, what it waits for. `fastify.graceful` is a view of it (see index.ts). */
+export class Graceful implements Member {
   readonly tracker = new TaskTracker()
   readonly connections: Connections
   private current: GracefulState = STATES.STARTING
+  /** This instance's part of the shutdown; the process-wide shutdown it is part of. */
   private running: Promise<ShutdownResult> | null = null
-  private result: ShutdownResult | null = null
-  private sawSigint = false
-  /** An uncaught error happened: whatever the shutdown does, the exit code is 1. */
-  private failed = false
+  private whole: Promise<ShutdownResult> | null = null
   /** Our own fastify.close() call, which must not join the shutdown it is part of. */
   private closingOwn = false
   /** performance.now() when the shutdown started; what it was started for. */
@@ -83,28 +64,18 @@ export class Graceful implements GracefulController {
   private reason = ''
   private readonly started = signalController()
   private readonly closed = signalController()
-  private removeSignalListeners: (() => void) | null = null
-  private removeErrorListeners: (() => void) | null = null
-  private exitWiring: ExitWiring | null = null
+  readonly shutdownSignal: AbortSignal = this.started.signal
+  readonly closeSignal: AbortSignal = this.closed.signal
+  readonly deadlineSignal: AbortSignal = this.tracker.signal
   /** Set once the drain starts: every HTTP/1 response from then on carries `Connection: close`. */
   closeConnections = false
 
   constructor (
     private readonly fastify: FastifyInstance,
     readonly config: GracefulConfig,
-    private readonly log: FastifyBaseLogger
+    readonly log: FastifyBaseLogger
   ) {
-    const answerProbe = createProbes(config, this)
-    const { tracker } = this
-    // The per-request hot path, ahead of fastify: a probe is answered here; anything else is tracked
-    // (its arrival time written on its connection, see TaskTracker) and gets `Connection: close` once the drain has begun.
-    const onRequest = (req: IncomingMessage, res: RawResponse): boolean => {
-      if (answerProbe(req, res)) return true
-      tracker.trackResponse(res)
-      if (this.closeConnections) setConnectionClose(res)
-      return false
-    }
-    this.connections = new Connections(fastify, tracker, this, onRequest)
+    this.connections = new Connections(fastify, this.tracker, this, requestEntry(createProbes(config, this), this.tracker.requests, this))
   }
 
   get state (): GracefulState {
@@ -116,157 +87,36 @@ export class Graceful implements GracefulController {
     return this.current === STATES.CLOSING || this.current === STATES.CLOSED
   }
 
-  get shutdownSignal (): AbortSignal {
-    return this.started.signal
+  get pendingCount (): number {
+    return this.tracker.size
   }
 
-  get closeSignal (): AbortSignal {
-    return this.closed.signal
-  }
-
-  get deadlineSignal (): AbortSignal {
-    return this.tracker.signal
-  }
-
-  task (name: string): TaskDone {
-    return this.tracker.add(name)
-  }
-
-  runTask<T> (name: string, fn: (signal: AbortSignal) => T | PromiseLike<T>): Promise<T> {
-    return this.tracker.run(name, fn)
-  }
-
-  pending (): TaskInfo[] {
-    return this.tracker.pending()
-  }
-
-  /** Process side effects, undone by `uninstall()`. */
+  /** Process side effects (this instance joins the process's shutdown), undone by `uninstall()`. */
   install (): void {
-    const { config, log } = this
     this.connections.attach()
-    this.tracker.startClock()
-    if (config.exit) this.exitWiring = wireExit(config, log, () => this.running as Promise<ShutdownResult>)
-    if (!config.handleSignals) return
-    if (signalOwners.size > 0) {
-      log.warn({ signals: config.signals, instances: signalOwners.size + 1 },
-        'another fastify-graceful-k8s instance in this process already handles these signals: one signal will shut both down. Fix: register the plugin once, or pass handleSignals: false to all but one instance')
-    }
-    signalOwners.add(this)
-    this.removeSignalListeners = listenToSignals(config.signals, signal => this.onSignal(signal))
-    if (config.exit) {
-      this.removeErrorListeners = listenToErrors((err, event) => this.onUncaught(err, event))
-    }
+    this.tracker.requests.startClock()
+    processGroup.join(this)
   }
 
   uninstall (): void {
-    this.removeSignalListeners?.()
-    this.removeSignalListeners = null
-    this.uninstallErrorHandling()
-    signalOwners.delete(this)
+    processGroup.leave(this)
     this.connections.detach()
-    this.tracker.stopClock()
-  }
-
-  private uninstallErrorHandling (): void {
-    this.removeErrorListeners?.()
-    this.removeErrorListeners = null
-    this.exitWiring?.uninstall()
-    this.exitWiring = null
+    this.tracker.requests.stopClock()
   }
 
   /** onListen: fastify's secondary bindings exist now; so does fastify-cli's close-with-grace. */
   markReady (): void {
     this.connections.attach()
-    this.takeOverSignals()
+    if (this.config.handleSignals) processGroup.takeOverForeignCloseWithGrace(this.log)
     if (this.current === STATES.STARTING) {
       this.current = STATES.READY
       this.log.info({ state: this.current }, 'ready: readiness answers 200')
     }
   }
 
-  /** Other close-with-grace instances (fastify-cli's `fastify start`, a server.ts) would exit mid-drain. */
-  private takeOverSignals (): void {
-    const { config } = this
-    if (!config.handleSignals) return
-    const events: string[] = [...config.signals, 'beforeExit']
-    if (this.removeErrorListeners !== null) events.push(...ERROR_EVENTS)
-    const removed = removeForeignCloseWithGrace(events)
-    if (removed.length === 0) return
-    const runner = process.argv.slice(1, 3).some(a => /fastify-cli|[/\\]fastify(\.js)?$/.test(a)) ? 'fastify-cli' : 'close-with-grace'
-    this.log.info({ events: removed, runner },
-      `${runner === 'fastify-cli' ? "fastify-cli's" : 'another'} close-with-grace handler removed for these events: fastify-graceful-k8s runs the shutdown`)
-  }
-
-  onSignal (signal: ShutdownSignal): void {
-    if (this.result !== null && !this.config.exit) {
-      // exit: false left the process to the app, and the app is still here: a signal now means "stop".
-      this.log.info({ signal, exitCode: this.result.exitCode }, 'signal received after the shutdown finished: exiting with its exit code')
-      flushLogSync(this.log)
-      process.exit(this.result.exitCode)
-    }
-    if (this.running !== null) {
-      if (signal === 'SIGINT' && this.sawSigint) {
-        this.log.fatal({ signal, state: this.current, pending: this.tracker.size }, 'second SIGINT: exiting now')
-        flushLogSync(this.log)
-        process.exit(EXIT_SECOND_SIGINT)
-      }
-      this.sawSigint ||= signal === 'SIGINT'
-      this.log.info({ signal, state: this.current }, 'signal received: joining the running shutdown')
-      return
-    }
-    this.sawSigint = signal === 'SIGINT'
-    this.log.info({ signal }, 'signal received')
-    void this.shutdown(signal)
-  }
-
-  private onUncaught (err: unknown, event: string): void {
-    this.failed = true
-    if (this.running !== null) {
-      this.log.error({ err, event, state: this.current }, 'uncaught error during the shutdown: it goes on, the exit code will be 1')
-      return
-    }
-    this.log.error({ err, event }, 'uncaught error: shutting down')
-    void this.shutdown('uncaught error')
-  }
-
-  shutdown (reason = 'shutdown()'): Promise<ShutdownResult> {
-    if (this.running !== null) {
-      this.log.info({ reason, state: this.current }, 'shutdown requested again: joining the running one')
-      return this.running
-    }
-    // Everything up to the abort is synchronous and `running` is set before shutdownSignal's listeners run,
-    // so that a listener calling shutdown() (or fastify.close()) joins this one.
-    const wasServing = this.current === STATES.READY
-    this.startedAt = performance.now()
-    this.reason = reason
-    let start!: () => void
-    const begun = new Promise<void>(resolve => { start = resolve })
-    this.running = begun.then(() => this.run(reason, wasServing))
-    this.log.info({ reason, state: this.current, drainDelayMs: this.config.drainDelay, timeoutMs: this.config.timeout, pending: this.tracker.size },
-      'graceful shutdown started')
-    this.takeOverSignals()
-    this.publish({ phase: 'start', drainDelayMs: this.config.drainDelay, timeoutMs: this.config.timeout })
-    this.current = STATES.DRAINING
-    this.closeConnections = true
-    this.markInFlightConnectionClose()
-    this.exitWiring?.arm()
-    this.started.abort(reason)
-    start()
-    return this.running
-  }
-
-  /** `fastify.close()` called by the app: during a shutdown it joins it instead of cutting the drain. */
-  interceptClose<F extends (this: FastifyInstance, ...args: unknown[]) => unknown> (close: F): F {
-    const graceful = this
-    return function close$ (this: FastifyInstance, ...args: unknown[]) {
-      if (graceful.running === null || graceful.closingOwn) return close.apply(this, args)
-      graceful.log.info({ state: graceful.current }, 'fastify.close() called during the shutdown: it resolves when the shutdown has closed')
-      const closed = graceful.running.then(() => undefined)
-      const cb = args[0]
-      if (typeof cb !== 'function') return closed
-      closed.then(() => (cb as (err?: Error) => void)(), /* c8 ignore next */ (err: Error) => (cb as (err?: Error) => void)(err))
-      return this
-    } as F
+  /** The shutdown an app's fastify.close() should join: the running one, unless the close is its own. */
+  get joinable (): Promise<ShutdownResult> | null {
+    return this.closingOwn ? null : this.running
   }
 
   /** fastify.close() without shutdown(): the close phase, then wait for tasks (bounded) before onClose hooks. */
@@ -284,7 +134,40 @@ export class Graceful implements GracefulController {
     if (this.running === null) this.uninstall()
   }
 
-  private async run (reason: string, wasServing: boolean): Promise<ShutdownResult> {
+  // The timeline.
+
+  /** Every instance in the process takes part (process.ts); later calls join the running shutdown. */
+  shutdown (reason = 'shutdown()'): Promise<ShutdownResult> {
+    if (this.whole !== null) {
+      this.log.info({ reason, state: this.current }, 'shutdown requested again: joining the running one')
+      return this.whole
+    }
+    return processGroup.shutdown(reason, this)
+  }
+
+  begin (reason: string, instances: number, whole: Promise<ShutdownResult>, failed: () => boolean): Promise<ShutdownResult> {
+    // Everything up to the abort is synchronous and `whole` is set before shutdownSignal's listeners run,
+    // so that a listener calling shutdown() (or fastify.close()) joins this one.
+    const wasServing = this.current === STATES.READY
+    this.startedAt = performance.now()
+    this.reason = reason
+    this.whole = whole
+    let start!: () => void
+    const begun = new Promise<void>(resolve => { start = resolve })
+    this.running = begun.then(() => this.run(reason, wasServing, failed))
+    this.log.info({ reason, state: this.current, drainDelayMs: this.config.drainDelay, timeoutMs: this.config.timeout, pending: this.tracker.size, instances },
+      'graceful shutdown started')
+    if (this.config.handleSignals) processGroup.takeOverForeignCloseWithGrace(this.log)
+    this.publish({ phase: 'start', drainDelayMs: this.config.drainDelay, timeoutMs: this.config.timeout })
+    this.current = STATES.DRAINING
+    this.closeConnections = true
+    this.markInFlightConnectionClose()
+    this.started.abort(reason)
+    start()
+    return this.running
+  }
+
+  private async run (reason: string, wasServing: boolean, failed: () => boolean): Promise<ShutdownResult> {
     const { config, log, fastify } = this
     if (wasServing && config.drainDelay > 0) {
       log.info({ phase: 'drain', drainDelayMs: config.drainDelay }, 'draining: readiness answers 503, requests still served')
@@ -309,15 +192,21 @@ export class Graceful implements GracefulController {
       log.error({ err }, 'fastify.close() failed')
       exitCode = 1
     }
-    if (this.failed) exitCode = 1
+    if (failed()) exitCode = 1
     this.current = STATES.CLOSED
     const elapsedMs = Math.round(performance.now() - this.startedAt)
-    log[exitCode === 0 ? 'info' : 'error']({ phase: 'exit', exitCode, elapsedMs, reason }, 'shutdown complete')
     this.publish({ phase: 'exit', exitCode })
-    // exit: false keeps the signal listeners (a later signal exits with this code); the rest goes.
-    if (!config.exit) this.uninstallErrorHandling()
-    this.result = { exitCode, reason, pending, elapsedMs }
-    return this.result
+    return { exitCode, reason, pending, elapsedMs }
+  }
+
+  private async drain (): Promise<void> {
+    const { drainDelay, logInterval } = this.config
+    const end = performance.now() + drainDelay
+    for (let left = drainDelay; left > 0; left = Math.round(end - performance.now())) {
+      await sleep(Math.min(left, logInterval))
+      const remainingMs = Math.max(0, Math.round(end - performance.now()))
+      if (remainingMs > 0) this.log.info({ phase: 'drain', remainingMs, pending: this.tracker.size }, 'draining')
+    }
   }
 
   /** The end of the drain: every listener closes, and what is long-lived is told to leave. */
@@ -329,16 +218,6 @@ export class Graceful implements GracefulController {
     this.log.info({ phase: 'close', pending: this.tracker.size, notified }, 'listener closed: waiting for requests and tasks')
     this.publish({ phase: 'close', notified })
     return notified
-  }
-
-  private async drain (): Promise<void> {
-    const { drainDelay, logInterval } = this.config
-    const end = performance.now() + drainDelay
-    for (let left = drainDelay; left > 0; left = Math.round(end - performance.now())) {
-      await sleep(Math.min(left, logInterval))
-      const remainingMs = Math.max(0, Math.round(end - performance.now()))
-      if (remainingMs > 0) this.log.info({ phase: 'drain', remainingMs, pending: this.tracker.size }, 'draining')
-    }
   }
 
   /** Resolves true when everything finished, false when `timeout` ran out (the tasks' signal is then aborted). */
@@ -391,7 +270,63 @@ export class Graceful implements GracefulController {
   }
 }
 
-/** HTTP/1 only: HTTP/2 forbids the header (and has GOAWAY instead). */
-export function setConnectionClose (res: RawResponse): void {
-  if (!res.headersSent && (res.req as IncomingMessage).httpVersionMajor === 1) res.setHeader('connection', 'close')
+// The process-wide shutdown: every instance at once, one exit after the last, and the hard deadline behind it.
+
+/** Starts every member's shutdown in the same tick (every readiness 503 at once); resolves with the worst outcome. */
+export function runShutdown (round: Member[], reason: string, failed: () => boolean): Promise<ShutdownResult> {
+  const startedAt = performance.now()
+  let start!: () => void
+  const begun = new Promise<void>(resolve => { start = resolve })
+  const parts: Array<Promise<ShutdownResult>> = []
+  const whole = begun.then(async () => {
+    const results = await Promise.all(parts)
+    let exitCode = failed() ? 1 : 0
+    for (const result of results) exitCode = Math.max(exitCode, result.exitCode)
+    const elapsedMs = Math.round(performance.now() - startedAt)
+    ;(round[0] as Member).log[exitCode === 0 ? 'info' : 'error']({ phase: 'exit', exitCode, elapsedMs, reason, instances: round.length },
+      'shutdown complete')
+    return { exitCode, reason, pending: results.flatMap(r => r.pending), elapsedMs }
+  })
+  for (const member of round) parts.push(member.begin(reason, round.length, whole, failed))
+  // exit: false on every instance leaves the process to the app (it gets the ShutdownResult).
+  if (round.some(m => m.config.exit)) exitWhenDone(round, whole)
+  start()
+  return whole
+}
+
+// close-with-grace listens to no process event here: it owns the exit and the hard deadline only. Not the
+// signals the plugin handles: on a second signal it calls process.exit(1), and a preStop `kill -HUP 1` is
+// followed by the kubelet's SIGTERM within milliseconds. Not uncaught errors: after its first event it exits
+// 1 on the next error, cutting the drain (the plugin handles them, see process.ts). Not 'beforeExit': an
+// event loop that runs dry (a test that closed its server) is no reason to shut down. Not the fatal signals
+// (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT): Node's documentation warns that a JavaScript listener
+// for a real SIGSEGV, SIGBUS, SIGFPE or SIGILL can leave the process hanging instead of crashing, a real
+// abort() never returns to JavaScript, and SIGTRAP belongs to debuggers; they keep Node's default (the
+// process dies by the signal and Kubernetes restarts it). Listening to them also cost ~1% of a hello
+// request's instructions (bench/RESULTS.md §5).
+const SKIPPED = [...CLOSE_WITH_GRACE_EVENTS]
+
+/**
+ * close-with-grace owns the exit: its `delay` (the longest drainDelay + timeout + 1 s of the instances) is the
+ * hard deadline that exits with 1 even if the shutdown hangs (a stuck onClose hook); otherwise the process
+ * exits with the worst exit code, once every logger has written everything.
+ */
+function exitWhenDone (round: Member[], whole: Promise<ShutdownResult>): void {
+  const logs = [...new Set(round.map(m => m.log))]
+  closeWithGrace({
+    delay: Math.max(...round.map(m => m.config.hardDeadline)),
+    skip: SKIPPED,
+    // Every message close-with-grace would log has its own callback below; its logger is left only for an
+    // error thrown by our callback, and the shutdown never rejects.
+    logger: false,
+    onTimeout: (delay: number) => {
+      (round[0] as Member).log.fatal({ hardDeadlineMs: delay }, 'hard deadline reached: exiting now')
+      for (const log of logs) flushLogSync(log)
+    }
+  }, async () => {
+    const { exitCode } = await whole
+    for (const log of logs) await flushLog(log)
+    // close-with-grace exits 0 when this resolves; a missed deadline must not look clean.
+    if (exitCode !== 0) process.exit(exitCode)
+  }).close()
 }

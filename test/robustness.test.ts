@@ -119,23 +119,25 @@ t.test('registered twice on one server: a coded error that says what to do', asy
     'also from two sibling contexts')
 })
 
-t.test('two instances that both handle signals: a warning names the conflict; handleSignals: false stays silent', async t => {
+t.test('two instances that both handle signals: one listener per signal for the process, no warning; removed with the last', async t => {
+  const before = process.listenerCount('SIGTERM')
+  const beforeUsr2 = process.listenerCount('SIGUSR2')
   const first = logged(t)
   await first.app.register(graceful, { exit: false })
+  t.equal(process.listenerCount('SIGTERM'), before + 1, 'the first instance installs it')
   const second = logged(t)
-  await second.app.register(graceful, { exit: false })
-  const conflict = (l: Line): boolean => typeof l.msg === 'string' && l.msg.startsWith('another fastify-graceful-k8s instance')
-  t.match(second.lines.find(conflict),
-    { level: 40, instances: 2, msg: /handleSignals: false/ })
-  await second.app.close()
+  await second.app.register(graceful, { exit: false, signals: ['SIGTERM', 'SIGUSR2'] })
+  t.equal(process.listenerCount('SIGTERM'), before + 1, 'one listener for both: one signal starts one shutdown')
+  t.equal(process.listenerCount('SIGUSR2'), beforeUsr2 + 1, 'the union of their signals')
   const third = logged(t)
   await third.app.register(graceful, quiet)
-  t.notOk(third.lines.some(conflict), 'no warning without signals')
+  t.notOk([...first.lines, ...second.lines, ...third.lines].some(l => l.level === 40 && !String(l.msg).startsWith('started through npm')),
+    'no warning: two instances are one shutdown')
+  await second.app.close()
+  t.equal(process.listenerCount('SIGUSR2'), beforeUsr2, 'a signal only the closed instance wanted is no longer listened to')
   await first.app.close()
-  const fourth = logged(t)
-  await fourth.app.register(graceful, { exit: false })
-  t.notOk(fourth.lines.some(conflict), 'no warning once the other instance closed')
-  t.equal(process.listenerCount('SIGTERM') > 0, true)
+  t.equal(process.listenerCount('SIGTERM'), before, 'gone with the last instance that handles signals')
+  await third.app.close()
 })
 
 t.test('any number of tasks on the deadline signal with timers/promises: no MaxListeners warning', async t => {
