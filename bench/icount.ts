@@ -51,11 +51,7 @@ export interface IcountServer {
 
 /** Every server the item knows; `only` in the options picks some. */
 export const ICOUNT_SERVERS: IcountServer[] = [
-  ...['bare', 'graceful', 'cwg', 'terminus', 'under-pressure', 'lightship',
-    'hook-only', 'hook+close', 'hook+once', 'hook+close+raw', 'hook+date', 'hook+perfnow', 'hook+coarse', 'hook+1write',
-    'hook+3writes+date', 'hook+3writes+date-undeclared', 'decorations', 'decorate-request', 'routes', 'probes-hook', 'probes-raw',
-    'linked', 'cand-now', 'cand-linked-hookprobes', 'cand-linked-coarse', 'cand-slots', 'cand-slots-date', 'cand-set'
-  ].map(v => ({ name: v, entry: 'hello' as const, variant: v, baseline: 'bare', ...(v === 'under-pressure' ? { env: { UNDER_PRESSURE_LIMITS: 'unreachable' } } : {}) })),
+  ...['bare', 'graceful', 'cwg', 'terminus', 'under-pressure', 'lightship'].map(v => ({ name: v, entry: 'hello' as const, variant: v, baseline: 'bare', ...(v === 'under-pressure' ? { env: { UNDER_PRESSURE_LIMITS: 'unreachable' } } : {}) })),
   { name: 'realistic-bare', entry: 'realistic', variant: 'bare', baseline: 'realistic-bare' },
   { name: 'realistic-graceful', entry: 'realistic', variant: 'graceful', baseline: 'realistic-bare' }
 ]
@@ -74,6 +70,8 @@ export interface IcountOptions {
   connections: number
   /** Node's own flags. */
   nodeFlags: string[]
+  /** The node binary the servers run on (another Node line: `--node=PATH`); this process's by default. */
+  node?: string
 }
 
 export interface IcountFigures {
@@ -93,6 +91,8 @@ export interface IcountFigures {
 export interface IcountResult {
   options: IcountOptions
   valgrind: string
+  /** `node --version` of the servers' binary. */
+  nodeVersion?: string
   servers: IcountFigures[]
   /** The largest half-range of any server's processes, relative to its median: differences below it are not resolved. */
   resolution: number
@@ -127,7 +127,7 @@ async function oneProcess (s: IcountServer, o: IcountOptions, dir: string, tag: 
   const vgdb = join(dir, 'vgdb')
   const wrapper = ['valgrind', '--tool=callgrind', `--callgrind-out-file=${prefix}.%p`, '--dump-instr=no', '--dump-line=no', '--vgdb=yes', `--vgdb-prefix=${vgdb}`]
   const server: Child = await startNode(join(BENCH_DIST, 'servers', `${s.entry}.js`), { ...s.env, VARIANT: s.variant },
-    [...o.nodeFlags, ...seedFlags(r)], undefined, wrapper, 180_000)
+    [...o.nodeFlags, ...seedFlags(r)], undefined, wrapper, 180_000, o.node)
   let client: KeepAliveClient | undefined
   let k = 1
   // The count since the last dump.
@@ -209,7 +209,8 @@ export async function measureIcount (opts: IcountOptions): Promise<IcountResult>
       failed: ps.reduce((a, p) => a + p.failed, 0)
     }
   })
-  return withRatios({ options: opts, valgrind, servers: figures, resolution: 0 })
+  const nodeVersion = (await run(opts.node ?? process.execPath, ['--version'])).stdout.trim()
+  return withRatios({ options: opts, valgrind, nodeVersion, servers: figures, resolution: 0 })
 }
 
 /** Ratios against each server's baseline, and the resolution, from the per-request figures. */

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount] [--servers=a,b] [--out=DIR] [--render]`
+// `npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount,close,memory] [--servers=a,b] [--node=PATH] [--node-flags=FLAGS] [--scenario=TEXT] [--out=DIR] [--render]`
 // Runs the items one after the other, printing progress as it goes, then writes RESULTS.md, rollout.svg
 // and results.json (the figures without the raw request records). The full run writes into bench/; a quick
 // run into dist/bench-run/bench/ unless --out says otherwise, so a smoke run never replaces the committed figures.
@@ -11,17 +11,19 @@ import os from 'node:os'
 import { join, relative } from 'node:path'
 import { parseArgs } from 'node:util'
 import { rolloutSvg } from './chart.js'
+import { measureClose } from './close-phase.js'
 import { progress } from './lib/log.js'
 import { machine } from './lib/machine.js'
 import { BENCH_DIST, BENCH_SRC, ROOT } from './lib/paths.js'
 import { icountSummary, ICOUNT_SERVERS, measureIcount, mergeIcount } from './icount.js'
+import { measureMemory } from './memory.js'
 import { measureOverhead } from './overhead.js'
 import { renderResults, type Results } from './report.js'
 import { measureRollout } from './rollout.js'
 import { measureShutdown } from './shutdown.js'
 import { measureTasks } from './tasks.js'
 
-const ITEMS = ['overhead', 'shutdown', 'rollout', 'tasks', 'icount'] as const
+const ITEMS = ['overhead', 'shutdown', 'rollout', 'tasks', 'icount', 'close', 'memory'] as const
 type Item = typeof ITEMS[number]
 
 const { values } = parseArgs({
@@ -31,13 +33,20 @@ const { values } = parseArgs({
     out: { type: 'string' },
     // icount: which servers (bench/icount.ts ICOUNT_SERVERS); their baselines are added.
     servers: { type: 'string' },
+    // close: only the scenarios whose name contains this text (e.g. '10000 mixed').
+    scenario: { type: 'string' },
+    // icount: run the servers on this node binary (another Node line); its figures go to icountByNode.
+    node: { type: 'string' },
+    // icount: extra flags for the servers' node (e.g. --no-memory-reducer on Node 26, whose memory reducer's
+    // wall-clock-driven full GCs landed in most counted stretches under callgrind).
+    'node-flags': { type: 'string' },
     // Re-write RESULTS.md from the results.json of an earlier run (the chart stays as it was drawn).
     render: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   }
 })
 if (values.help === true) {
-  process.stdout.write('npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount] [--servers=a,b] [--out=DIR] [--render]\n' +
+  process.stdout.write('npm run bench [-- --quick] [--only=overhead,shutdown,rollout,tasks,icount,close,memory] [--servers=a,b] [--node=PATH] [--node-flags=FLAGS] [--scenario=TEXT] [--out=DIR] [--render]\n' +
     `icount servers: ${ICOUNT_SERVERS.map(s => s.name).join(', ')}\n`)
   process.exit(0)
 }
@@ -56,8 +65,10 @@ const P = quick
   ? {
       overhead: { rounds: 2, warmupS: 2, windows: 1, windowS: 3 },
       shutdown: { runs: 2 },
+      close: { runs: 1 },
+      memory: { count: 100_000, runs: 1 },
       rollout: { runs: 1 },
-      tasks: { runs: 3, pairs: 200_000, pending: 100_000, hotpathRuns: 2, hotpathSeconds: 1 },
+      tasks: { runs: 3, pairs: 200_000, pending: 100_000 },
       // V8 tiers up 4× sooner (a quarter of its interrupt budget), so 3000 requests warm the hot path up as
       // 9000+ do with the defaults: the ratio agrees with the full run's to ~1% (1.055 against 1.057).
       icount: { servers: ['bare', 'graceful'], repeats: 1, warmup: 3000, n1: 80, n2: 880, pairs: 3, nodeFlags: ['--single-threaded', '--interrupt-budget=16896'] }
@@ -65,8 +76,10 @@ const P = quick
   : {
       overhead: { rounds: 6, warmupS: 2, windows: 1, windowS: 5 },
       shutdown: { runs: 5 },
+      close: { runs: 3 },
+      memory: { count: 100_000, runs: 3 },
       rollout: { runs: 5 },
-      tasks: { runs: 5, pairs: 1_000_000, pending: 100_000, hotpathRuns: 5, hotpathSeconds: 1.5 },
+      tasks: { runs: 5, pairs: 1_000_000, pending: 100_000 },
       // V8 tiers the hot path up over the first ~9000 requests under callgrind: count only after that. A
       // long N2 stretch: each scavenge in it or not moves a 1000-request difference by up to ~2%.
       icount: { servers: ICOUNT_SERVERS.map(s => s.name), repeats: 2, warmup: 12_000, n1: 200, n2: 2200, pairs: 3, nodeFlags: ['--single-threaded'] }
@@ -82,10 +95,7 @@ if (only.includes('overhead')) {
   results.overhead = await measureOverhead({
     // The plugin and the A/A control in both groups: each group's noise is seen, and the plugin is compared
     // with peers and with its own parts in the same windows.
-    groups: [
-      ['bare', 'bare-2', 'graceful', 'under-pressure', 'terminus', 'lightship'],
-      ['bare', 'bare-2', 'graceful', 'hook-only', 'hook+close', 'copy']
-    ],
+    groups: [['bare', 'bare-2', 'graceful', 'under-pressure', 'terminus', 'lightship']],
     connections: 8,
     pipelining: 1,
     rate: 0,
@@ -97,11 +107,16 @@ if (only.includes('overhead')) {
   })
 }
 if (only.includes('shutdown')) results.shutdown = await measureShutdown({ runs: P.shutdown.runs, workMs: 300, drainMs: 1000 })
+if (only.includes('close')) results.close = await measureClose({ runs: P.close.runs, quick, only: values.scenario })
+if (only.includes('memory')) results.memory = await measureMemory(P.memory)
 if (only.includes('tasks')) results.tasks = await measureTasks(P.tasks)
 if (only.includes('icount')) {
   const servers = values.servers === undefined ? P.icount.servers : values.servers.split(',').map(s => s.trim())
-  results.icount = await measureIcount({ ...P.icount, servers, connections: 8 })
-  process.stdout.write(`${icountSummary(results.icount).join('\n')}\n`)
+  const nodeFlags = [...P.icount.nodeFlags, ...(values['node-flags']?.split(' ').filter(f => f !== '') ?? [])]
+  const icount = await measureIcount({ ...P.icount, servers, connections: 8, node: values.node, nodeFlags })
+  process.stdout.write(`${icountSummary(icount).join('\n')}\n`)
+  if (values.node === undefined) results.icount = icount
+  else results.icountByNode = { [icount.nodeVersion ?? values.node]: icount }
 }
 let chart: string | undefined
 if (only.includes('rollout')) {
@@ -126,6 +141,9 @@ const earlier = join(outDir, 'results.json')
 if (!quick && only.length < ITEMS.length && existsSync(earlier)) {
   const prev = JSON.parse(readFileSync(earlier, 'utf8')) as Results
   if (results.icount !== undefined && values.servers !== undefined) results.icount = mergeIcount(prev.icount, results.icount)
+  // Other Node lines: each version's figures stay until that version is measured again.
+  if (results.icountByNode !== undefined || prev.icountByNode !== undefined) results.icountByNode = { ...prev.icountByNode, ...results.icountByNode }
+  if (values.node !== undefined && prev.icount !== undefined) results.icount = prev.icount
   const kept = ITEMS.filter(i => !only.includes(i) && prev[i] !== undefined)
   for (const i of kept) (results as unknown as Record<string, unknown>)[i] = prev[i]
   if (kept.length > 0) results.kept = { items: kept, date: prev.kept?.date ?? prev.machine.date, command: prev.kept?.command ?? prev.command }

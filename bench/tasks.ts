@@ -6,7 +6,7 @@ import { progress } from './lib/log.js'
 import { BENCH_DIST, ROOT } from './lib/paths.js'
 import { spread, type Spread } from './lib/stats.js'
 
-export interface TasksOptions { runs: number, pairs: number, pending: number, hotpathRuns: number, hotpathSeconds: number }
+export interface TasksOptions { runs: number, pairs: number, pending: number }
 
 interface Bytes { perItem: number[], leftAfterRelease: number[] }
 interface Raw {
@@ -32,41 +32,6 @@ export interface TasksResult {
   beaconPairsPerS: Spread
   beaconPairsPerSAtPending: Spread
   beaconBytes: Spread
-  /** Per-request bookkeeping inside a real HTTP server, ns (hotpath-worker.ts), minus the bare clock reads and listener. */
-  hotpath: Record<'tracker' | 'map', { track: Spread, release: Spread, total: Spread }>
-}
-
-interface HotRun { mode: string, requests: number, trackNs: number, releaseNs: number }
-
-function hotRun (mode: string, seconds: number): Promise<HotRun> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [join(BENCH_DIST, 'hotpath-worker.js')], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MODE: mode, SECONDS: String(seconds) },
-      timeout: 120_000
-    }, (err, stdout, stderr) => {
-      if (err !== null) { reject(new Error(`hotpath-worker failed: ${err.message}\n${stderr}`)); return }
-      try { resolve(JSON.parse(stdout) as HotRun) } catch (e) { reject(e) }
-    })
-  })
-}
-
-/** Each run: none, tracker, map, each in a fresh process; differences against `none` of the same run. */
-async function measureHotpath (runs: number, seconds: number): Promise<TasksResult['hotpath']> {
-  const d: Record<'tracker' | 'map', { track: number[], release: number[] }> = { tracker: { track: [], release: [] }, map: { track: [], release: [] } }
-  for (let r = 0; r < runs; r++) {
-    const none = await hotRun('none', seconds)
-    for (const mode of ['tracker', 'map'] as const) {
-      const x = await hotRun(mode, seconds)
-      d[mode].track.push(x.trackNs - none.trackNs)
-      d[mode].release.push(x.releaseNs - none.releaseNs)
-    }
-    progress('tasks', `request bookkeeping run ${r + 1}/${runs}: the plugin's TaskTracker ${(d.tracker.track.at(-1) ?? 0).toFixed(0)} + ${(d.tracker.release.at(-1) ?? 0).toFixed(0)} ns, ` +
-      `the former Map ${(d.map.track.at(-1) ?? 0).toFixed(0)} + ${(d.map.release.at(-1) ?? 0).toFixed(0)} ns (track + release)`)
-  }
-  const fig = (x: { track: number[], release: number[] }): { track: Spread, release: Spread, total: Spread } =>
-    ({ track: spread(x.track), release: spread(x.release), total: spread(x.track.map((t, i) => t + (x.release[i] ?? 0))) })
-  return { tracker: fig(d.tracker), map: fig(d.map) }
 }
 
 export async function measureTasks (o: TasksOptions): Promise<TasksResult> {
@@ -82,7 +47,6 @@ export async function measureTasks (o: TasksOptions): Promise<TasksResult> {
       try { resolve(JSON.parse(stdout) as Raw) } catch (e) { reject(e) }
     })
   })
-  const hotpath = await measureHotpath(o.hotpathRuns, o.hotpathSeconds)
   const r: TasksResult = {
     options: o,
     taskPairsPerS: spread(raw.taskPairsPerS),
@@ -93,8 +57,7 @@ export async function measureTasks (o: TasksOptions): Promise<TasksResult> {
     taskLeftAfterRelease: spread(raw.taskBytes.leftAfterRelease),
     beaconPairsPerS: spread(raw.beaconPairsPerS),
     beaconPairsPerSAtPending: spread(raw.beaconPairsPerSAtPending),
-    beaconBytes: spread(raw.beaconBytes.perItem),
-    hotpath
+    beaconBytes: spread(raw.beaconBytes.perItem)
   }
   progress('tasks', `task/done ${(r.taskPairsPerS.median / 1e6).toFixed(2)} M pairs/s (${(r.taskPairsPerSAtPending.median / 1e6).toFixed(2)} M with ${o.pending} pending), ` +
     `runTask ${(r.runTaskPairsPerS.median / 1e3).toFixed(0)} k/s; ${r.taskBytes.median.toFixed(0)} B a pending task, ${r.runTaskBytes.median.toFixed(0)} B a pending runTask; ` +

@@ -4,10 +4,11 @@
 // sessions get GOAWAY. Not earlier: until the drain ends the pod still receives traffic.
 import type { IncomingMessage, Server } from 'node:http'
 import type { Http2Session } from 'node:http2'
+import { Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { RawResponse, TaskTracker } from './tasks.js'
-import { requestListeners, secondaryServers, webSocketOf } from './private.js'
+import { idleConnections, requestListeners, responseOnSocket, secondaryServers, webSocketOf } from './private.js'
 import { isEventStream, kUpgrade } from './tasks.js'
 
 /** How long a WebSocket gets to answer our close frame before its socket is destroyed. */
@@ -18,6 +19,31 @@ const GOING_AWAY_REASON = 'server shutting down'
 
 type AnyServer = Server & { closeIdleConnections?: () => void, closeAllConnections?: () => void }
 type RequestListener = (req: IncomingMessage, res: RawResponse) => void
+/** On an upgraded socket: the task's `done`, called when it closes. */
+const kLeft = Symbol('fastify-graceful-k8s.left')
+type Followed = Duplex & { [kLeft]?: () => void }
+
+/** An idle connection at the close phase's start, and how much it had read then. */
+interface Idle { socket: Duplex, bytesRead: number }
+/** Stops accepting without http's closeIdleConnections (see close()). */
+const netClose = NetServer.prototype.close
+
+/**
+ * At most this many connections are told to leave in one turn of the event loop, and for about
+ * CLOSE_SLICE_MS: telling one costs about what the kernel's close(2) of a socket does (a write or a close
+ * system call, ~20-50 µs here), so 10 000 at once blocked the loop for ~1 s (bench/RESULTS.md, item 6).
+ */
+export const CLOSE_BATCH = 64
+export const CLOSE_SLICE_MS = 5
+
+/** Those closed meanwhile are destroyed already: destroy() does nothing to them. */
+function * destroyAll (sockets: Duplex[]): Generator<void> {
+  for (const socket of sockets) {
+    socket.destroy()
+    yield
+  }
+}
+
 /** How many of each kind were told to leave at the close phase. */
 export interface Notified {
   websockets: number
@@ -39,13 +65,24 @@ export class Connections {
   private readonly undo: Array<() => void> = []
   private timers: NodeJS.Timeout[] = []
 
+  /** Shared 'close' listeners (no closure or once-wrapper per connection: ~250 bytes less a WebSocket). */
+  private readonly onSocketClose: (this: Followed) => void
+  private readonly onSessionClose: (this: Http2Session) => void
+
   constructor (
     private readonly fastify: FastifyInstance,
     private readonly tracker: TaskTracker,
     private readonly host: ConnectionsHost,
     /** The hot path: answers probes or tracks the request, before fastify sees it. */
     private readonly onRequest: (req: IncomingMessage, res: RawResponse) => boolean
-  ) {}
+  ) {
+    const { sockets, sessions } = this
+    this.onSocketClose = function onSocketClose (this: Followed): void {
+      sockets.delete(this)
+      ;(this[kLeft] as () => void)()
+    }
+    this.onSessionClose = function onSessionClose (this: Http2Session): void { sessions.delete(this) }
+  }
 
   /** Every server the instance listens with: the main one and fastify's secondary bindings. */
   servers (): AnyServer[] {
@@ -62,7 +99,7 @@ export class Connections {
       if (server === this.fastify.server) this.watchUpgrades(server)
       const onSession = (session: Http2Session): void => {
         this.sessions.add(session)
-        session.once('close', () => this.sessions.delete(session))
+        session.on('close', this.onSessionClose)
       }
       server.on('session', onSession)
       this.undo.push(() => server.removeListener('session', onSession))
@@ -100,38 +137,58 @@ export class Connections {
       // @fastify/websocket routes the upgrade through fastify: its route handler leaves the request id here.
       const upgrade: { reqId?: string } = {}
       ;(req as { [kUpgrade]?: object })[kUpgrade] = upgrade
-      // A server's upgrade request always has both (the fallbacks were never taken: uncovered on Node 24 and 26).
+      // A server's upgrade request always has both.
       const { method, url } = req as IncomingMessage & { method: string, url: string }
       const done = tracker.addConnection('websocket', `${method} ${url}`, () => upgrade.reqId)
-      socket.once('close', () => {
-        this.sockets.delete(socket)
-        done()
-      })
+      ;(socket as Followed)[kLeft] = done
+      socket.on('close', this.onSocketClose)
     }
     // First, so that a refused upgrade is gone before a WebSocket library sees it.
     server.prependListener('upgrade', onUpgrade)
     this.undo.push(() => server.removeListener('upgrade', onUpgrade))
   }
 
-  /** The close phase: stop accepting everywhere, close what is idle, tell the long-lived to leave. */
-  close (sseRetry: number): Notified {
-    for (const server of this.servers()) {
-      if (server.listening) server.close()
-      server.closeIdleConnections?.()
-    }
+  /**
+   * The close phase: stop accepting everywhere, close what is idle, tell the long-lived to leave. Resolves
+   * when every connection was told (the counts); the work is spread over turns of the event loop (see
+   * `CLOSE_BATCH`), so that requests in flight, probes and the WebSockets' closing handshakes go on meanwhile.
+   */
+  close (sseRetry: number): Promise<Notified> {
     const notified: Notified = { websockets: 0, websocketsUnmanaged: 0, streams: 0, http2Sessions: 0 }
-    for (const socket of this.sockets) {
+    const idle: Idle[] = []
+    for (const server of this.servers()) {
+      // net.Server's close, not http's: that one destroys every idle connection at once (Node's
+      // closeIdleConnections, ~40 µs a socket: 0.4 s with 10 000), and http2's on Node 24+ closes every session.
+      if (server.listening) netClose.call(server)
+      for (const socket of idleConnections(server)) idle.push({ socket, bytesRead: (socket as Socket).bytesRead })
+    }
+    const ws: Duplex[] = []
+    const work = this.leave(sseRetry, notified, idle, ws)
+    return this.inTurns(work).then(() => {
+      // Whatever became idle meanwhile (a response sent with `Connection: close` closes its own connection).
+      for (const server of this.servers()) server.closeIdleConnections?.()
+      if (ws.length > 0) {
+        // ws answers the client's close frame by closing the socket; a client that never answers is cut.
+        const timer = setTimeout(() => { void this.inTurns(destroyAll(ws)) }, WEBSOCKET_CLOSE_TIMEOUT)
+        timer.unref()
+        this.timers.push(timer)
+      }
+      return notified
+    })
+  }
+
+  /** The close phase's work, one connection a step. */
+  private * leave (sseRetry: number, notified: Notified, idle: Idle[], told: Duplex[]): Generator<void> {
+    for (const socket of [...this.sockets]) {
       const ws = webSocketOf(socket)
       if (ws === undefined) {
         notified.websocketsUnmanaged++
         continue
       }
       notified.websockets++
-      // ws answers the client's close frame by closing the socket; a client that never answers is cut.
       if (ws.readyState < 2) ws.close(GOING_AWAY, GOING_AWAY_REASON)
-      const timer = setTimeout(() => socket.destroy(), WEBSOCKET_CLOSE_TIMEOUT)
-      timer.unref()
-      this.timers.push(timer)
+      told.push(socket)
+      yield
     }
     for (const res of this.tracker.responses()) {
       if (!res.headersSent || res.writableEnded || !isEventStream(res)) continue
@@ -139,13 +196,34 @@ export class Connections {
       // A newline first ends a partly written line; the blank line after `retry:` dispatches nothing.
       if (sseRetry > 0) res.end(`\nretry: ${sseRetry}\n\n`)
       else res.end()
+      yield
     }
-    for (const session of this.sessions) {
+    for (const session of [...this.sessions]) {
       notified.http2Sessions++
       // GOAWAY: the client opens no new streams here; those in flight finish, then the session closes.
       session.close()
+      yield
     }
-    return notified
+    for (const { socket, bytesRead } of idle) {
+      // Still idle: nothing read since the listener closed (a request begun meanwhile is answered, with
+      // `Connection: close`), no response in progress. The same test as Node's closeIdleConnections.
+      const res = responseOnSocket(socket) as { finished: boolean } | null | undefined
+      if ((socket as Socket).bytesRead !== bytesRead || (res != null && !res.finished)) continue
+      socket.destroy()
+      yield
+    }
+  }
+
+  /** Runs `work` a slice at a time: at most CLOSE_BATCH steps and about CLOSE_SLICE_MS, then the event loop turns. */
+  private async inTurns (work: Iterator<void>): Promise<void> {
+    for (;;) {
+      const until = performance.now() + CLOSE_SLICE_MS
+      for (let n = 0; n < CLOSE_BATCH; n++) {
+        if (work.next().done === true) return
+        if (performance.now() > until) break
+      }
+      await new Promise(resolve => setImmediate(resolve))
+    }
   }
 
   /** The deadline passed: cut whatever is still open so that fastify.close() can finish. */

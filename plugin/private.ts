@@ -85,6 +85,16 @@ export function responseOnSocket (socket: object): unknown {
   return (socket as { _httpMessage?: unknown })._httpMessage
 }
 
+/**
+ * Node 20–26 (lib/_http_server.js kConnections = Symbol('http.server.connections'), set once listening; its
+ * ConnectionsList's idle()): the sockets closeIdleConnections() would destroy, before its own check of each
+ * one's response. None for a server without the list (HTTP/2).
+ */
+export function idleConnections (server: Server | object): Duplex[] {
+  const list = symbolValue(server, 'http.server.connections') as { idle: () => Array<{ socket: Duplex }> } | undefined
+  return list === undefined ? [] : list.idle().map(c => c.socket)
+}
+
 /** Node 20–26 (lib/_http_outgoing.js `_header`): the header block already written (writeHead's headers are only there). */
 export function headerBlock (res: ServerResponse | object): unknown {
   return (res as { _header?: unknown })._header

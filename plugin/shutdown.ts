@@ -131,7 +131,7 @@ export class Graceful implements Member {
   async onPreClose (): Promise<void> {
     if (this.running !== null) return
     this.closeConnections = true
-    this.enterClosePhase('fastify.close()')
+    await this.enterClosePhase('fastify.close()')
     await this.waitForTasks()
   }
 
@@ -186,7 +186,7 @@ export class Graceful implements Member {
     // Stop accepting connections ourselves instead of calling fastify.close() now: close() would answer
     // every later request 503, including those on keep-alive connections the ingress still uses, and would
     // run the user's onClose hooks (database pools...) while background tasks still need them.
-    this.enterClosePhase(reason)
+    await this.enterClosePhase(reason)
 
     const finished = await this.waitForTasks()
     const pending = finished ? [] : this.tracker.pending()
@@ -218,11 +218,11 @@ export class Graceful implements Member {
   }
 
   /** The end of the drain: every listener closes, and what is long-lived is told to leave. */
-  private enterClosePhase (reason: string): Notified {
+  private async enterClosePhase (reason: string): Promise<Notified> {
     this.current = STATES.CLOSING
     this.markInFlightConnectionClose()
     this.closed.abort(reason)
-    const notified = this.connections.close(this.config.sseRetry)
+    const notified = await this.connections.close(this.config.sseRetry)
     this.log.info({ phase: 'close', pending: this.tracker.size, notified }, 'listener closed: waiting for requests and tasks')
     this.publish({ phase: 'close', notified })
     return notified

@@ -3,6 +3,8 @@
 import { createRequire } from 'node:module'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttp2Server } from 'node:http2'
+import net from 'node:net'
 import { mkdtempSync, openSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +16,7 @@ import { request } from 'undici'
 import WebSocket, { WebSocketServer } from 'ws'
 import websocket from '@fastify/websocket'
 import {
-  CLOSE_WITH_GRACE_EVENTS, headerBlock, isCloseWithGrace, isWriting, logDestination, requestListeners, responseOnSocket,
+  CLOSE_WITH_GRACE_EVENTS, headerBlock, idleConnections, isCloseWithGrace, isWriting, logDestination, requestListeners, responseOnSocket,
   rootInstance, routeHooksOf, secondaryServers, upgradeRequestId, webSocketOf, type LogDestination
 } from '../plugin/private.js'
 
@@ -134,6 +136,28 @@ t.test('Node: socket._httpMessage is the response in flight; res._header holds w
   t.same(seen[1], ['getHeader', undefined], 'writeHead\'s headers are not in getHeader')
   t.match(seen[2], ['_header', /\r\ncontent-type: text\/event-stream/i])
   t.same(seen[3], ['after the end', false])
+})
+
+t.test('Node: Symbol(http.server.connections) lists the idle connections (done or not yet begun), not one mid-request', async t => {
+  const server = createServer((_req, res) => res.end('ok'))
+  t.teardown(() => server.close())
+  t.same(idleConnections(server), [], 'none before listening (the list is made then)')
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const port = (server.address() as { port: number }).port
+  const connect = async (): Promise<net.Socket> => { const s = net.connect(port, '127.0.0.1'); await once(s, 'connect'); return s }
+  const done = await connect()
+  done.write('GET / HTTP/1.1\r\nHost: t\r\n\r\n')
+  await once(done, 'data')
+  const begun = await connect()
+  begun.write('GET / HTTP/1.1\r\n')
+  t.teardown(() => { done.destroy(); begun.destroy() })
+  const ports = async (): Promise<number[]> => idleConnections(server).map(s => (s as net.Socket).remotePort as number).sort()
+  // Both are idle until the server has read the second one's request line (waited for, up to 10 s).
+  const until = Date.now() + 10_000
+  while ((await ports()).length !== 1 && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 5))
+  t.same(await ports(), [done.localPort], 'the connection whose request was answered is idle; the one mid-request is not')
+  t.same(idleConnections(createHttp2Server()), [], 'an HTTP/2 server has no such list')
 })
 
 t.test('close-with-grace: its listener names and source; the events it listens to', async t => {

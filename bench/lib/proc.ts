@@ -38,10 +38,10 @@ function parse (text: string): Line {
  * Runs `node <entry>` from the repository root with a clean environment plus `env` (PORT and HOST set),
  * and resolves once a line says it listens: pino's "Server listening at" or the bench servers' "listening".
  */
-export async function startNode (entry: string, env: Record<string, string> = {}, args: string[] = [], cpus?: string, wrapper: string[] = [], readyTimeoutMs = 20_000): Promise<Child> {
+export async function startNode (entry: string, env: Record<string, string> = {}, args: string[] = [], cpus?: string, wrapper: string[] = [], readyTimeoutMs = 20_000, nodeBin = process.execPath): Promise<Child> {
   const port = await freePort()
   // `cpus`: run under taskset, on those CPUs only. `wrapper`: a command that runs node (valgrind and its options).
-  const node = [...wrapper, process.execPath, ...args, entry]
+  const node = [...wrapper, nodeBin, ...args, entry]
   const [cmd, argv] = cpus === undefined ? [node[0] as string, node.slice(1)] : ['taskset', ['-c', cpus, ...node]]
   const child = spawn(cmd, argv, {
     cwd: ROOT,

@@ -5,11 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
 import graceful from '../../plugin/index.js'
-import { ALTERNATIVES } from './alternatives.js'
-import { CANDIDATES } from './candidates.js'
-
-const PLUGINS = { ...ALTERNATIVES, ...CANDIDATES }
-export const VARIANTS = ['bare', 'bare-2', 'graceful', 'cwg', 'under-pressure', 'terminus', 'lightship', ...Object.keys(PLUGINS)] as const
+export const VARIANTS = ['bare', 'bare-2', 'graceful', 'cwg', 'under-pressure', 'terminus', 'lightship'] as const
 
 const variant = process.env.VARIANT ?? 'bare'
 const port = Number(process.env.PORT ?? 0)
@@ -66,11 +62,8 @@ switch (variant) {
     onListening = async () => { lightship.signalReady() }
     break
   }
-  default: {
-    const alternative = PLUGINS[variant]
-    if (alternative === undefined) throw new Error(`VARIANT must be one of ${VARIANTS.join(', ')}, got ${JSON.stringify(variant)}`)
-    await app.register(alternative)
-  }
+  default:
+    throw new Error(`VARIANT must be one of ${VARIANTS.join(', ')}, got ${JSON.stringify(variant)}`)
 }
 
 app.get('/', async () => ({ hello: 'world' }))
