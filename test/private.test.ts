@@ -125,7 +125,9 @@ t.test('Node: socket._httpMessage is the response in flight; res._header holds w
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     seen.push(['getHeader', res.getHeader('content-type')])
     seen.push(['_header', headerBlock(res)])
-    res.end('data: x\n\n', () => { seen.push(['after the end', responseOnSocket(req.socket) === res]) })
+    // Node 20 and 22 detach the response before end's callback, 24 and 26 later: what the plugin relies on
+    // (inFlightOn checks res.closed) is that a finished response is either gone from the socket or finished.
+    res.end('data: x\n\n', () => { seen.push(['after the end', responseOnSocket(req.socket) !== res || res.writableFinished]) })
   })
   t.teardown(() => server.close())
   server.listen(0, '127.0.0.1')
@@ -135,7 +137,7 @@ t.test('Node: socket._httpMessage is the response in flight; res._header holds w
   t.same(seen[0], ['in flight', true])
   t.same(seen[1], ['getHeader', undefined], 'writeHead\'s headers are not in getHeader')
   t.match(seen[2], ['_header', /\r\ncontent-type: text\/event-stream/i])
-  t.same(seen[3], ['after the end', false])
+  t.same(seen[3], ['after the end', true])
 })
 
 t.test('Node: Symbol(http.server.connections) lists the idle connections (done or not yet begun), not one mid-request', async t => {
