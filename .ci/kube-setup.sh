@@ -39,15 +39,7 @@ if [ ! -f "$sources" ] || [ ! -f "$pin" ]; then
 fi
 log "installing ${missing[*]} (apt-get update first)"
 start=$SECONDS
-export DEBIAN_FRONTEND=noninteractive
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' > "$policy"
-  chmod +x "$policy"
-  created_policy=1
-fi
-trap 'if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi' EXIT
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# shellcheck source=apt-install.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh"
+apt_install "${missing[@]}"
 log "installed in $((SECONDS - start)) s: containerd $(pkg_version containerd), etcd $(pkg_version etcd-server), runc $(pkg_version runc)"
