@@ -52,7 +52,9 @@ export class HookTracker {
   /** Appends the requests whose hooks run to `list`. */
   pending (list: TaskInfo[], now: number): void {
     for (const [request, startedAt] of this.running) {
-      const info: TaskInfo = { kind: 'request', name: `${request.raw.method ?? ''} ${request.raw.url ?? ''}`, startedAt, ageMs: now - startedAt }
+      // A server's request always has both.
+      const { method, url } = request.raw as { method: string, url: string }
+      const info: TaskInfo = { kind: 'request', name: `${method} ${url}`, startedAt, ageMs: now - startedAt }
       if (request.id !== undefined) info.reqId = request.id
       list.push(info)
     }
