@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { RawResponse, TaskTracker } from './tasks.js'
 import { idleConnections, requestListeners, responseOnSocket, secondaryServers, webSocketOf } from './private.js'
-import { isEventStream, kUpgrade } from './tasks.js'
+import { isEventStream } from './tasks.js'
 
 /** How long a WebSocket gets to answer our close frame before its socket is destroyed. */
 export const WEBSOCKET_CLOSE_TIMEOUT = 2000
@@ -19,9 +19,6 @@ const GOING_AWAY_REASON = 'server shutting down'
 
 type AnyServer = Server & { closeIdleConnections?: () => void, closeAllConnections?: () => void }
 type RequestListener = (req: IncomingMessage, res: RawResponse) => void
-/** On an upgraded socket: the task's `done`, called when it closes. */
-const kLeft = Symbol('fastify-graceful-k8s.left')
-type Followed = Duplex & { [kLeft]?: () => void }
 
 /** An idle connection at the close phase's start, and how much it had read then. */
 interface Idle { socket: Duplex, bytesRead: number }
@@ -59,14 +56,13 @@ export interface ConnectionsHost {
 }
 
 export class Connections {
-  private readonly sockets = new Set<Duplex>()
   private readonly sessions = new Set<Http2Session>()
   private readonly attached = new Set<AnyServer>()
   private readonly undo: Array<() => void> = []
   private timers: NodeJS.Timeout[] = []
 
   /** Shared 'close' listeners (no closure or once-wrapper per connection: ~250 bytes less a WebSocket). */
-  private readonly onSocketClose: (this: Followed) => void
+  private readonly onSocketClose: (this: Duplex) => void
   private readonly onSessionClose: (this: Http2Session) => void
 
   constructor (
@@ -76,11 +72,8 @@ export class Connections {
     /** The hot path: answers probes or tracks the request, before fastify sees it. */
     private readonly onRequest: (req: IncomingMessage, res: RawResponse) => boolean
   ) {
-    const { sockets, sessions } = this
-    this.onSocketClose = function onSocketClose (this: Followed): void {
-      sockets.delete(this)
-      ;(this[kLeft] as () => void)()
-    }
+    const { sessions } = this
+    this.onSocketClose = function onSocketClose (this: Duplex): void { tracker.removeWebSocket(this) }
     this.onSessionClose = function onSessionClose (this: Http2Session): void { sessions.delete(this) }
   }
 
@@ -133,14 +126,10 @@ export class Connections {
         socket.destroy()
         return
       }
-      this.sockets.add(socket)
-      // @fastify/websocket routes the upgrade through fastify: its route handler leaves the request id here.
-      const upgrade: { reqId?: string } = {}
-      ;(req as { [kUpgrade]?: object })[kUpgrade] = upgrade
-      // A server's upgrade request always has both.
+      // A server's upgrade request always has both. @fastify/websocket routes the upgrade through fastify:
+      // its route handler writes the request id on the socket's task (requests.ts).
       const { method, url } = req as IncomingMessage & { method: string, url: string }
-      const done = tracker.addConnection('websocket', `${method} ${url}`, () => upgrade.reqId)
-      ;(socket as Followed)[kLeft] = done
+      tracker.addWebSocket(socket, `${method} ${url}`)
       socket.on('close', this.onSocketClose)
     }
     // First, so that a refused upgrade is gone before a WebSocket library sees it.
@@ -179,7 +168,7 @@ export class Connections {
 
   /** The close phase's work, one connection a step. */
   private * leave (sseRetry: number, notified: Notified, idle: Idle[], told: Duplex[]): Generator<void> {
-    for (const socket of [...this.sockets]) {
+    for (const socket of [...this.tracker.webSockets]) {
       const ws = webSocketOf(socket)
       if (ws === undefined) {
         notified.websocketsUnmanaged++
@@ -230,7 +219,7 @@ export class Connections {
 
   /** The deadline passed: cut whatever is still open so that fastify.close() can finish. */
   terminate (): void {
-    for (const socket of this.sockets) socket.destroy()
+    for (const socket of this.tracker.webSockets) socket.destroy()
     for (const session of this.sessions) session.destroy()
     for (const server of this.servers()) server.closeAllConnections?.()
   }

@@ -28,14 +28,14 @@ const kSlot = Symbol('fastify-graceful-k8s.slot')
 /** On an HTTP/1 socket: when its current request arrived; that request's id, once its route handler ran. */
 const kArrived = Symbol('fastify-graceful-k8s.arrived')
 const kRequestId = Symbol('fastify-graceful-k8s.requestId')
-/** Set on an upgrade request by the connections module: where the route handler leaves the request id. */
-export const kUpgrade = Symbol('fastify-graceful-k8s.upgrade')
+/** Set on an upgraded socket by the connections module: its WebSocket's task, where the route handler leaves the request id. */
+export const kWebSocketTask = Symbol('fastify-graceful-k8s.webSocketTask')
 
 /** An HTTP/1 socket, with what the tracker adds. */
 interface TrackedSocket {
   [kArrived]?: number
   [kRequestId]?: string
-  once: (event: 'close', listener: () => void) => unknown
+  on: (event: 'close', listener: (this: TrackedSocket) => void) => unknown
 }
 
 type Listed = RawResponse & { [kSlot]?: number }
@@ -59,6 +59,8 @@ export class RequestTracker {
   private clock: NodeJS.Timeout | null = null
   /** Shared by every listed response: no closure per request. */
   private readonly onResponseClose: (this: RawResponse) => void
+  /** Shared by every followed socket: no closure (nor `once` wrapper) per connection. */
+  private readonly onSocketClose: (this: TrackedSocket) => void
   /** Requests whose response ended while their onResponse (or onRequestAbort) hooks run. */
   readonly inHooks: HookTracker
 
@@ -67,6 +69,7 @@ export class RequestTracker {
     this.inHooks = new HookTracker(onRelease)
     const tracker = this
     this.onResponseClose = function onResponseClose (this: RawResponse): void { tracker.release(this) }
+    this.onSocketClose = function onSocketClose (this: TrackedSocket): void { tracker.sockets.delete(this) }
   }
 
   /** Keeps the request clock within a second when requests are rare (once, at install). Unref'd. */
@@ -82,17 +85,8 @@ export class RequestTracker {
 
   get size (): number {
     let n = this.listed.length + this.inHooks.size
-    for (const entries = this.onSockets(); entries.next().done !== true;) n++
+    if (!this.listingAll) for (const socket of this.sockets) if (inFlightOn(socket) !== undefined) n++
     return n
-  }
-
-  /** Until the wait (see listEveryResponse()): each connection's current response still in flight, with its socket. */
-  private * onSockets (): Generator<[TrackedSocket, ServerResponse]> {
-    if (this.listingAll) return
-    for (const socket of this.sockets) {
-      const res = inFlightOn(socket)
-      if (res !== undefined) yield [socket, res]
-    }
   }
 
   /** Hot path: called once per request, from the server's request listener. */
@@ -120,7 +114,7 @@ export class RequestTracker {
 
   private addSocket (socket: TrackedSocket): void {
     this.sockets.add(socket)
-    socket.once('close', () => this.sockets.delete(socket))
+    socket.on('close', this.onSocketClose)
   }
 
   private list (res: RawResponse, at: number, reqId: string | undefined): void {
@@ -154,9 +148,9 @@ export class RequestTracker {
       socket[kRequestId] = from.request?.id
       return
     }
-    // A WebSocket route: request.raw is the upgrade request the connections module marked.
-    const upgrade = (raw as { [kUpgrade]?: { reqId?: string } })[kUpgrade]
-    if (upgrade !== undefined) upgrade.reqId = upgradeRequestId(from)
+    // A WebSocket route: request.raw is the upgrade request, on the socket the connections module marked.
+    const task = (socket as { [kWebSocketTask]?: { reqId?: string } } | null | undefined)?.[kWebSocketTask]
+    if (task !== undefined) task.reqId = upgradeRequestId(from)
   }
 
   release (res: RawResponse): void {
@@ -179,7 +173,11 @@ export class RequestTracker {
   /** The raw responses of the requests in flight (a copy: ending one releases it). */
   responses (): RawResponse[] {
     const list: RawResponse[] = this.listed.slice()
-    for (const [, res] of this.onSockets()) list.push(res)
+    if (this.listingAll) return list
+    for (const socket of this.sockets) {
+      const res = inFlightOn(socket)
+      if (res !== undefined) list.push(res)
+    }
     return list
   }
 
@@ -189,8 +187,11 @@ export class RequestTracker {
     for (let i = 0; i < this.listed.length; i++) {
       list.push(requestInfo(this.listed[i] as Listed, this.epoch + (this.startedAt[i] as number), now, this.requestIds[i]))
     }
-    for (const [socket, res] of this.onSockets()) {
-      list.push(requestInfo(res, this.epoch + (socket[kArrived] as number), now, socket[kRequestId]))
+    // Until the wait (see listEveryResponse()): each connection's current response still in flight.
+    if (this.listingAll) return
+    for (const socket of this.sockets) {
+      const res = inFlightOn(socket)
+      if (res !== undefined) list.push(requestInfo(res, this.epoch + (socket[kArrived] as number), now, socket[kRequestId]))
     }
   }
 }

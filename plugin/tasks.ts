@@ -1,10 +1,11 @@
 // The seed's WaitGroup: everything a shutdown waits for. Requests in flight are counted on the per-request
 // path (requests.ts); explicit tasks by `add()`/`run()`; WebSockets by the connections module.
 import { setMaxListeners } from 'node:events'
+import type { Duplex } from 'node:stream'
 import { GracefulError, show } from './errors.js'
-import { RequestTracker, type RawResponse } from './requests.js'
+import { kWebSocketTask, RequestTracker, type RawResponse } from './requests.js'
 
-export { isEventStream, kUpgrade, type RawResponse } from './requests.js'
+export { isEventStream, kWebSocketTask, type RawResponse } from './requests.js'
 
 /** Calling it says the task is finished. Idempotent: later calls do nothing. */
 export type TaskDone = () => void
@@ -32,23 +33,31 @@ export interface TaskInfo {
   ageMs: number
 }
 
-interface Task {
+/** A task (with its Set entry and its `done`: ~170 bytes), or a WebSocket's (on its socket: ~200 bytes) (bench/RESULTS.md §7). */
+export interface Task {
   readonly kind: TaskKind
   readonly name: string
-  readonly startedAt: number
-  /** The request id, or a function that finds it when it is asked for (a WebSocket's). */
-  readonly reqId: string | (() => string | undefined) | undefined
+  /** ms since the tracker's epoch: a small integer (a Date.now() would be a 16-byte heap number). */
+  readonly since: number
+  /** The request id; a WebSocket's is written by its route handler once it runs (requests.ts). */
+  reqId: string | undefined
 }
+
+/** An upgraded socket the tracker follows. */
+type WebSocketSocket = Duplex & { [kWebSocketTask]: Task }
 
 /** Requests in flight and tasks; `whenIdle()` resolves when both reach zero. */
 export class TaskTracker {
   readonly requests = new RequestTracker(() => this.settleIfIdle())
   readonly tasks = new Set<Task>()
+  /** Upgraded sockets (WebSockets), each with its task. */
+  readonly webSockets = new Set<WebSocketSocket>()
   /** One signal for all tasks: aborted when the shutdown deadline comes. No allocation per task. */
   private readonly deadline = new AbortController()
   private waiters: Array<() => void> = []
   private refusal: string | null = null
   private settling = false
+  private readonly epoch = Date.now()
 
   constructor () {
     // Any number of tasks may listen (timers/promises with { signal } adds one listener each).
@@ -60,7 +69,7 @@ export class TaskTracker {
   }
 
   get size (): number {
-    return this.requests.size + this.tasks.size
+    return this.requests.size + this.tasks.size + this.webSockets.size
   }
 
   /** The raw responses of the requests in flight. */
@@ -79,23 +88,29 @@ export class TaskTracker {
         `task "${name}" refused: ${this.refusal}. Fix: start work before the shutdown's wait ends, or check ` +
         'fastify.graceful.state and hand the work to another replica (return 503).')
     }
-    return this.addEntry({ kind: 'task', name, reqId, startedAt: Date.now() })
-  }
-
-  /** Track a connection (a WebSocket) like a task; never refused: it exists already. */
-  addConnection (kind: TaskKind, name: string, reqId: () => string | undefined): TaskDone {
-    return this.addEntry({ kind, name, reqId, startedAt: Date.now() })
-  }
-
-  private addEntry (task: Task): TaskDone {
+    const task = this.entry('task', name, reqId)
     this.tasks.add(task)
-    let finished = false
-    return () => {
-      if (finished) return
-      finished = true
-      this.tasks.delete(task)
-      this.settleIfIdle()
-    }
+    // A bound function: ~30 bytes less than a closure and its context.
+    return this.finish.bind(this, task)
+  }
+
+  private entry (kind: TaskKind, name: string, reqId: string | undefined): Task {
+    return { kind, name, since: Date.now() - this.epoch, reqId }
+  }
+
+  private finish (task: Task): void {
+    if (this.tasks.delete(task)) this.settleIfIdle()
+  }
+
+  /** Follow an upgraded socket (a WebSocket) like a task; never refused: it exists already. */
+  addWebSocket (socket: Duplex, name: string): void {
+    (socket as WebSocketSocket)[kWebSocketTask] = this.entry('websocket', name, undefined)
+    this.webSockets.add(socket as WebSocketSocket)
+  }
+
+  /** The socket closed. Idempotent. */
+  removeWebSocket (socket: Duplex): void {
+    if (this.webSockets.delete(socket as WebSocketSocket)) this.settleIfIdle()
   }
 
   /** Promise form: runs `fn` as a task; `fn` gets the deadline's AbortSignal. Resolves or rejects like `fn`. */
@@ -116,13 +131,16 @@ export class TaskTracker {
   pending (now = Date.now()): TaskInfo[] {
     const list: TaskInfo[] = []
     this.requests.pending(list, now)
-    for (const t of this.tasks) {
-      const info: TaskInfo = { kind: t.kind, name: t.name, startedAt: t.startedAt, ageMs: now - t.startedAt }
-      const reqId = typeof t.reqId === 'function' ? t.reqId() : t.reqId
-      if (reqId !== undefined) info.reqId = reqId
-      list.push(info)
-    }
-    return list.sort((a, b) => a.startedAt - b.startedAt)
+    for (const t of this.tasks) list.push(this.info(t, now))
+    for (const socket of this.webSockets) list.push(this.info(socket[kWebSocketTask], now))
+    return oldestFirst(list)
+  }
+
+  private info (t: Task, now: number): TaskInfo {
+    const startedAt = this.epoch + t.since
+    const info: TaskInfo = { kind: t.kind, name: t.name, startedAt, ageMs: now - startedAt }
+    if (t.reqId !== undefined) info.reqId = t.reqId
+    return info
   }
 
   /** Resolves when nothing is pending. */
@@ -155,4 +173,29 @@ export class TaskTracker {
       for (const resolve of waiters) resolve()
     })
   }
+}
+
+/**
+ * Sorts by start time, stable. A comparator sort of 100 000 items takes ~40 ms (1.7 million calls back into
+ * JS); a typed array's numeric sort of keys that encode (start, index) takes a few: bench/RESULTS.md §7.
+ */
+export function oldestFirst (list: TaskInfo[]): TaskInfo[] {
+  const n = list.length
+  if (n < 2) return list
+  let min = Infinity
+  let max = -Infinity
+  let whole = true
+  for (const t of list) {
+    if (t.startedAt < min) min = t.startedAt
+    if (t.startedAt > max) max = t.startedAt
+    whole &&= Number.isInteger(t.startedAt)
+  }
+  // Exact for whole milliseconds while (max - min + 1) * n is an integer a double holds (2^53 / n ms apart).
+  if (!whole || (max - min + 1) * n > Number.MAX_SAFE_INTEGER) return list.sort((a, b) => a.startedAt - b.startedAt)
+  const keys = new Float64Array(n)
+  for (let i = 0; i < n; i++) keys[i] = ((list[i] as TaskInfo).startedAt - min) * n + i
+  keys.sort()
+  const sorted = new Array<TaskInfo>(n)
+  for (let i = 0; i < n; i++) sorted[i] = list[(keys[i] as number) % n] as TaskInfo
+  return sorted
 }

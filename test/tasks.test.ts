@@ -5,7 +5,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import pino from 'pino'
 import { GracefulError } from '../plugin/index.js'
 import { flushLog, flushLogSync } from '../plugin/logging.js'
-import { TaskTracker, type RawResponse } from '../plugin/tasks.js'
+import { oldestFirst, TaskTracker, type RawResponse, type TaskInfo } from '../plugin/tasks.js'
 import { build, Gates, sleep, until } from './helpers/app.js'
 
 t.test('task(): done is idempotent; pending() says what, since when, for which request', async t => {
@@ -191,6 +191,20 @@ t.test('releasing a response that is not tracked does nothing', async t => {
   const tracker = new TaskTracker()
   tracker.requests.release({} as RawResponse)
   t.equal(tracker.size, 0)
+})
+
+t.test('pending() is oldest first, and keeps the order of equal start times', async t => {
+  const at = (startedAt: number, name: string): TaskInfo => ({ kind: 'task', name, startedAt, ageMs: 0 })
+  const names = (list: TaskInfo[]): string[] => oldestFirst(list).map(x => x.name)
+  const now = Date.now()
+  t.same(names([at(now + 5, 'c'), at(now, 'a'), at(now + 5, 'd'), at(now + 1, 'b'), at(now, 'a2')]), ['a', 'a2', 'b', 'c', 'd'])
+  t.same(names([at(now, 'one')]), ['one'])
+  t.same(names([at(1.5, 'late'), at(0.25, 'early')]), ['early', 'late'], 'fractions of a ms: the plain sort')
+  t.same(names([at(Number.MAX_SAFE_INTEGER, 'late'), at(0, 'early')]), ['early', 'late'], 'a spread too wide for the keys: the plain sort')
+  // The tracker's own list: added in order, listed in order.
+  const tracker = new TaskTracker()
+  for (let i = 0; i < 20; i++) tracker.add(`task ${i}`)
+  t.same(tracker.pending().map(x => x.name), Array.from({ length: 20 }, (_, i) => `task ${i}`))
 })
 
 t.test('a response closed before its route handler ran is not listed', async t => {
