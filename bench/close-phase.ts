@@ -42,6 +42,8 @@ export interface CloseRun {
   byKind: Partial<Record<Kind, { n: number, notifiedMs: number, closedMs: number, cut: number }>>
   maxBlockMs: number
   maxTimerLagMs: number
+  /** When the timer's worst lag ended, ms after the close phase's start (negative: before it). */
+  maxTimerLagAtMs: number
   /** The most CPU time the server used within one gap of its 1 ms timer: the block without the time it waited for a CPU. */
   maxGapCpuMs: number
   /** The server's CPU time from the signal to its exit, ms. */
@@ -153,7 +155,7 @@ async function once (s: Scenario): Promise<CloseRun> {
     const unclosed = results.reduce((n, r) => n + r.open, 0)
     const signal = server.lines.find(l => l.line.msg === 'signal')?.line as { at: number, mem: CloseRun['mem']['before'] } | undefined
     const closePhase = server.lines.find(l => l.line.msg === 'close-phase')?.line as { at: number } | undefined
-    const benchExit = server.lines.find(l => l.line.msg === 'bench-exit')?.line as { maxBlockMs: number, maxTimerLagMs: number, maxGapCpuMs: number, cpuMs: number, mem: CloseRun['mem']['after'] } | undefined
+    const benchExit = server.lines.find(l => l.line.msg === 'bench-exit')?.line as { maxBlockMs: number, maxTimerLagMs: number, maxTimerLagAtMs: number, maxGapCpuMs: number, cpuMs: number, mem: CloseRun['mem']['after'] } | undefined
     if (signal === undefined || benchExit === undefined) throw new Error(`${s.name}: the server wrote no signal or exit line`)
     const start = closePhase?.at ?? signal.at
     const last = (rs: ConnRecord[], f: (r: ConnRecord) => number): number => rs.reduce((m, r) => Math.max(m, f(r)), 0)
@@ -172,6 +174,7 @@ async function once (s: Scenario): Promise<CloseRun> {
       byKind,
       maxBlockMs: benchExit.maxBlockMs,
       maxTimerLagMs: benchExit.maxTimerLagMs,
+      maxTimerLagAtMs: benchExit.maxTimerLagAtMs - (closePhase === undefined ? 0 : closePhase.at - signal.at),
       maxGapCpuMs: benchExit.maxGapCpuMs,
       cpuMs: benchExit.cpuMs,
       exitAfterLastMs: epoch(exit.at) - lastClosed,
@@ -243,7 +246,7 @@ export async function measureClose (o: { runs: number, quick: boolean, only?: st
       const run = await once(s)
       runs.get(s)?.push(run)
       progress('close', `${s.name} run ${r + 1}: notified ${run.notifiedMs.toFixed(0)} ms, closed ${run.closedMs.toFixed(0)} ms, ` +
-        `block ${run.maxBlockMs.toFixed(1)} ms (timer ${run.maxTimerLagMs.toFixed(1)}, CPU in a gap ${run.maxGapCpuMs.toFixed(1)}), CPU ${run.cpuMs.toFixed(0)} ms, exit +${run.exitAfterLastMs.toFixed(0)} ms, ` +
+        `block ${run.maxBlockMs.toFixed(1)} ms (timer ${run.maxTimerLagMs.toFixed(1)} ending at close +${run.maxTimerLagAtMs.toFixed(0)} ms, CPU in a gap ${run.maxGapCpuMs.toFixed(1)}), CPU ${run.cpuMs.toFixed(0)} ms, exit +${run.exitAfterLastMs.toFixed(0)} ms, ` +
         `cut ${run.cut}${run.whys.length > 0 ? ` (${run.whys.join('; ')})` : ''}, in flight ${run.inFlight.status} +${run.inFlight.lateMs.toFixed(0)} ms, exit code ${run.exitCode}`)
     }
   }

@@ -81,8 +81,10 @@ const P = quick
       rollout: { runs: 5 },
       tasks: { runs: 5, pairs: 1_000_000, pending: 100_000 },
       // V8 tiers the hot path up over the first ~9000 requests under callgrind: count only after that. A
-      // long N2 stretch: each scavenge in it or not moves a 1000-request difference by up to ~2%.
-      icount: { servers: ICOUNT_SERVERS.map(s => s.name), repeats: 2, warmup: 12_000, n1: 200, n2: 2200, pairs: 3, nodeFlags: ['--single-threaded'] }
+      // long N2 stretch: each scavenge in it or not moves a 1000-request difference by up to ~2%. 7 pairs: on
+      // Node 26 a one-off ~380 M instructions lands in one stretch and spoils its pair (+ in an N2 stretch,
+      // − in an N1 one); with 3 pairs the median fell on a spoiled one (bench/RESULTS.md §5).
+      icount: { servers: ICOUNT_SERVERS.map(s => s.name), repeats: 2, warmup: 12_000, n1: 200, n2: 2200, pairs: 7, nodeFlags: ['--single-threaded'] }
     }
 
 const started = performance.now()

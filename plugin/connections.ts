@@ -2,7 +2,7 @@
 // every listener stops accepting (fastify's secondary bindings too), idle keep-alive sockets close, WebSockets
 // get a 1001 "going away" close frame, server-sent-event streams end cleanly after a `retry:` line, HTTP/2
 // sessions get GOAWAY. Not earlier: until the drain ends the pod still receives traffic.
-import type { IncomingMessage, Server } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Http2Session } from 'node:http2'
 import { Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -32,13 +32,40 @@ const netClose = NetServer.prototype.close
  */
 export const CLOSE_BATCH = 64
 export const CLOSE_SLICE_MS = 5
+/**
+ * At most this many told connections still open: the next are told as those close. Each one's answer (a
+ * close frame and a FIN, a client's close) costs the server a close(2) and Node's and `ws`'s work around it,
+ * ~60 µs here; the answers of thousands told at once arrive together and are handled in one turn (4 500
+ * WebSockets: one 280 ms block). After CLOSE_STALL_MS of waiting, the next are told anyway: a client that
+ * never answers holds up no one.
+ */
+export const CLOSE_WINDOW = 128
+export const CLOSE_STALL_MS = 50
 
 /** Those closed meanwhile are destroyed already: destroy() does nothing to them. */
-function * destroyAll (sockets: Duplex[]): Generator<void> {
+function * destroyAll (sockets: Duplex[]): Generator<undefined> {
   for (const socket of sockets) {
     socket.destroy()
     yield
   }
+}
+
+/** Node's closeIdleConnections() a socket a step. */
+function * destroyIdle (sockets: Duplex[]): Generator<undefined> {
+  for (const socket of sockets) if (destroyIfIdle(socket)) yield
+}
+
+/** Destroys an HTTP/1 connection without a response in progress. */
+function destroyIfIdle (socket: Duplex): boolean {
+  if (!isIdle(socket)) return false
+  socket.destroy()
+  return true
+}
+
+/** No response in progress on this HTTP/1 connection: the test of Node's closeIdleConnections. */
+function isIdle (socket: Duplex): boolean {
+  const res = responseOnSocket(socket) as { finished: boolean } | null | undefined
+  return res == null || res.finished
 }
 
 /** How many of each kind were told to leave at the close phase. */
@@ -58,6 +85,10 @@ export interface ConnectionsHost {
 export class Connections {
   private readonly sessions = new Set<Http2Session>()
   private readonly attached = new Set<AnyServer>()
+  /** Connections told to leave and not yet closed, and how many may be (see CLOSE_WINDOW). */
+  private leaving = 0
+  private allowed = CLOSE_WINDOW
+  private readonly onLeft = (): void => { this.leaving-- }
   private readonly undo: Array<() => void> = []
   private timers: NodeJS.Timeout[] = []
 
@@ -153,9 +184,9 @@ export class Connections {
     }
     const ws: Duplex[] = []
     const work = this.leave(sseRetry, notified, idle, ws)
-    return this.inTurns(work).then(() => {
+    return this.inTurns(work).then(async () => {
       // Whatever became idle meanwhile (a response sent with `Connection: close` closes its own connection).
-      for (const server of this.servers()) server.closeIdleConnections?.()
+      await this.inTurns(destroyIdle(this.servers().flatMap(idleConnections)))
       if (ws.length > 0) {
         // ws answers the client's close frame by closing the socket; a client that never answers is cut.
         const timer = setTimeout(() => { void this.inTurns(destroyAll(ws)) }, WEBSOCKET_CLOSE_TIMEOUT)
@@ -166,8 +197,8 @@ export class Connections {
     })
   }
 
-  /** The close phase's work, one connection a step. */
-  private * leave (sseRetry: number, notified: Notified, idle: Idle[], told: Duplex[]): Generator<void> {
+  /** The close phase's work, one connection a step; a step that must wait for answers yields a promise. */
+  private * leave (sseRetry: number, notified: Notified, idle: Idle[], told: Duplex[]): Generator<Promise<void> | undefined> {
     for (const socket of [...this.tracker.webSockets]) {
       const ws = webSocketOf(socket)
       if (ws === undefined) {
@@ -175,20 +206,26 @@ export class Connections {
         continue
       }
       notified.websockets++
+      yield * this.window()
       if (ws.readyState < 2) ws.close(GOING_AWAY, GOING_AWAY_REASON)
+      this.follow(socket)
       told.push(socket)
       yield
     }
     for (const res of this.tracker.responses()) {
       if (!res.headersSent || res.writableEnded || !isEventStream(res)) continue
       notified.streams++
+      // HTTP/1: once the stream's end is written, its connection is idle; closed then, not in the sweep after
+      // the last turn (1 000 streams there: one ~60 ms block). HTTP/2: its session's GOAWAY follows below.
+      const socket = (res as ServerResponse).socket as Duplex
       // A newline first ends a partly written line; the blank line after `retry:` dispatches nothing.
-      if (sseRetry > 0) res.end(`\nretry: ${sseRetry}\n\n`)
-      else res.end()
+      res.end(sseRetry > 0 ? `\nretry: ${sseRetry}\n\n` : '', (res.req as IncomingMessage).httpVersionMajor === 1 ? () => { destroyIfIdle(socket) } : undefined)
       yield
     }
     for (const session of [...this.sessions]) {
       notified.http2Sessions++
+      yield * this.window()
+      this.follow(session)
       // GOAWAY: the client opens no new streams here; those in flight finish, then the session closes.
       session.close()
       yield
@@ -196,24 +233,50 @@ export class Connections {
     for (const { socket, bytesRead } of idle) {
       // Still idle: nothing read since the listener closed (a request begun meanwhile is answered, with
       // `Connection: close`), no response in progress. The same test as Node's closeIdleConnections.
-      const res = responseOnSocket(socket) as { finished: boolean } | null | undefined
-      if ((socket as Socket).bytesRead !== bytesRead || (res != null && !res.finished)) continue
+      if ((socket as Socket).bytesRead !== bytesRead || !isIdle(socket)) continue
+      // Closed here and now: its cost is this step's, not an answer's.
       socket.destroy()
       yield
     }
   }
 
-  /** Runs `work` a slice at a time: at most CLOSE_BATCH steps and about CLOSE_SLICE_MS, then the event loop turns. */
-  private async inTurns (work: Iterator<void>): Promise<void> {
+  /** Counts a told connection until it closes. */
+  private follow (connection: Duplex | Http2Session): void {
+    // Every connection here is open, or destroyed with its 'close' still to come (it then leaves the set).
+    this.leaving++
+    connection.once('close', this.onLeft)
+  }
+
+  /** While CLOSE_WINDOW told connections are open: wait for some to close, at most CLOSE_STALL_MS. */
+  private * window (): Generator<Promise<void>> {
+    const since = performance.now()
+    while (this.leaving >= this.allowed) {
+      if (performance.now() - since > CLOSE_STALL_MS) {
+        // Those that did not answer stay open (the WebSocket close timeout cuts them): the next window goes on.
+        this.allowed = this.leaving + CLOSE_WINDOW
+        return
+      }
+      yield new Promise(resolve => setTimeout(resolve, 1))
+    }
+  }
+
+  /**
+   * Runs `work` a slice at a time: at most CLOSE_BATCH steps and about CLOSE_SLICE_MS, then the event loop
+   * turns; a step that yields a promise (waiting for answers) ends the slice until it resolves.
+   */
+  private async inTurns (work: Iterator<Promise<void> | undefined>): Promise<void> {
     for (;;) {
       const until = performance.now() + CLOSE_SLICE_MS
-      for (let n = 0; n < CLOSE_BATCH; n++) {
-        if (work.next().done === true) return
+      let wait: Promise<void> | undefined
+      for (let n = 0; n < CLOSE_BATCH && wait === undefined; n++) {
+        const step = work.next()
+        if (step.done === true) return
+        wait = step.value
         // Taken only when a slice runs past CLOSE_SLICE_MS: the machine's speed decides, so coverage cannot count on it.
         /* c8 ignore next */
         if (performance.now() > until) break
       }
-      await new Promise(resolve => setImmediate(resolve))
+      await (wait ?? new Promise(resolve => setImmediate(resolve)))
     }
   }
 

@@ -8,7 +8,7 @@ import net from 'node:net'
 import websocket from '@fastify/websocket'
 import t from 'tap'
 import WebSocket from 'ws'
-import { CLOSE_BATCH } from '../plugin/connections.js'
+import { CLOSE_BATCH, CLOSE_WINDOW, WEBSOCKET_CLOSE_TIMEOUT } from '../plugin/connections.js'
 import { SHUTDOWN_CHANNEL, type ShutdownMessage } from '../plugin/index.js'
 import { build } from './helpers/app.js'
 
@@ -104,4 +104,51 @@ t.test('every connection told, none cut before its notice, a probe and a request
   t.ok(streams.every(c => c.text().includes('\nretry: 1000\n\n')), 'each stream was told when to come back')
   t.same(sockets.filter(s => s.events.join() !== 'close frame,close' || s.codes.some(c => c !== 1001)).length, 0, `all ${WS} WebSockets got 1001 before their socket closed`)
   t.equal(result.exitCode, 0)
+})
+
+/** A WebSocket client that never answers: it completes the handshake, then only records what comes. */
+function silentWebSocket (port: number): Promise<{ events: string[] }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1')
+    const events: string[] = []
+    let head = true
+    socket.on('data', (d: Buffer) => {
+      if (head) {
+        head = false
+        if (!d.toString('latin1').startsWith('HTTP/1.1 101')) reject(new Error(`no upgrade: ${d.toString('latin1')}`))
+        resolve({ events })
+        return
+      }
+      // A close frame (FIN + opcode 8), its code 1001 after the length byte.
+      if (d[0] === 0x88 && d.readUInt16BE(2) === 1001) events.push('close frame 1001')
+    })
+    socket.on('end', () => events.push('end'))
+    socket.on('close', () => events.push('close'))
+    socket.on('error', err => { events.push(`error ${err.message}`) })
+    socket.write('GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+  })
+}
+
+t.test('clients that never answer hold up no one: every WebSocket is told, the silent ones are cut after the close timeout', async t => {
+  const N = 2 * CLOSE_WINDOW + 10
+  const order: string[] = []
+  const onMessage = (m: unknown): void => { if ((m as ShutdownMessage).phase === 'close') order.push('close phase told everyone') }
+  diagnostics.subscribe(SHUTDOWN_CHANNEL, onMessage)
+  t.teardown(() => diagnostics.unsubscribe(SHUTDOWN_CHANNEL, onMessage))
+  const { app, url } = await build(t, { timeout: 30_000 }, true, app => {
+    app.register(async child => {
+      await child.register(websocket)
+      child.get('/ws', { websocket: true }, () => {})
+    })
+  })
+  const port = Number(new URL(url).port)
+  const silent = await Promise.all(Array.from({ length: N }, () => silentWebSocket(port)))
+  await until('every WebSocket to be followed', () => app.graceful.pending().filter(p => p.kind === 'websocket').length === N)
+  const shutdown = app.graceful.shutdown('test')
+  await until('the close phase to tell everyone', () => order.includes('close phase told everyone'))
+  t.ok(silent.every(s => !s.events.includes('close')), `all ${N} told (more than 2 windows of ${CLOSE_WINDOW}), none answering, none cut yet`)
+  await until(`the close timeout (${WEBSOCKET_CLOSE_TIMEOUT} ms) to cut them`, () => silent.every(s => s.events.includes('close')))
+  t.same(silent.filter(s => s.events.join() !== 'close frame 1001,end,close').length, 0, 'each got its 1001 close frame, then the cut')
+  t.equal((await shutdown).exitCode, 0)
 })

@@ -236,10 +236,23 @@ for (const transport of ['h2c', 'h2tls'] as const) {
       stream.on('data', (d: string) => { body += d })
       stream.on('end', () => resolve({ status, body, connection }))
     })
+    // A server-sent-events stream over HTTP/2 on the idle session: ended with its retry line, its session kept.
+    const events = new Promise<{ text: string, ended: boolean }>(resolve => {
+      const stream = idle.request({ ':path': '/events' })
+      let text = ''
+      stream.setEncoding('utf8')
+      stream.on('data', (d: string) => { text += d })
+      stream.on('end', () => resolve({ text, ended: true }))
+      stream.on('close', () => resolve({ text, ended: false }))
+    })
     await child.waitForLog(l => l.msg === 'incoming request' && (l.req as { url: string }).url === '/slow?ms=2500')
+    await child.waitForLog(l => l.msg === 'incoming request' && (l.req as { url: string }).url === '/events')
     const at = await preStopThenTerm(child)
     const closePhase = await child.waitForLog(msg('listener closed: waiting for requests and tasks'))
-    t.match(closePhase, { notified: { http2Sessions: 2 } }, 'both sessions told to go away')
+    t.match(closePhase, { notified: { http2Sessions: 2, streams: 1 } }, 'both sessions told to go away, the event stream told to end')
+    const stream = await events
+    t.ok(stream.ended, 'the HTTP/2 event stream ended cleanly')
+    t.match(stream.text, /\nretry: \d+\n\n$/, 'with its retry line last')
     const res = await answer
     t.equal(res.status, 200, 'the request in flight answered 200')
     t.same(JSON.parse(res.body), { slept: 2500 })
