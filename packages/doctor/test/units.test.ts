@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import t from 'tap'
 import { parseDockerfile } from '../src/dockerfile.js'
+import { expandVariables } from '../src/dockerfile-vars.js'
 import { checkDockerfile, normalizeSignal } from '../src/dockerfile-rules.js'
 import { runDoctor, type DoctorOptions } from '../src/doctor.js'
 import { describeImage, hasExecutable } from '../src/images.js'
@@ -92,6 +93,19 @@ t.test('parseDockerfile: where dev dependencies come from', async (t) => {
   t.equal(copied('COPY --from=build /app/dist ./dist'), undefined, 'only the build output')
   t.equal(copied('COPY --from=node:22 /usr/local/lib/node_modules /x'), undefined, 'an image, not a stage')
   t.equal(copied('COPY node_modules ./node_modules'), undefined, 'from the build context')
+  t.equal(dev('ARG NODE_ENV="production"\nRUN npm ci\n'), undefined, 'a stage ARG is in RUN\'s environment; its quotes are not part of it')
+  t.match(dev('ENV NODE_ENV\nRUN npm ci\n'), { line: 4 }, 'an ENV without a value')
+  t.match(dev('ARG MODE\nENV NODE_ENV=$MODE\nRUN npm ci\n'), { line: 5 }, 'an ARG without a default, declared nowhere else')
+})
+
+t.test('Dockerfile variables: ARG defaults, their scope, and the expansions Docker knows', async (t) => {
+  const vars = new Map([['SET', 'yes'], ['EMPTY', '']])
+  t.equal(expandVariables('$SET ${SET} ${UNSET} $UNSET', vars), 'yes yes ${UNSET} $UNSET', 'an unknown variable is left as written')
+  t.equal(expandVariables('${SET:-no} ${EMPTY:-no} ${UNSET:-no}', vars), 'yes no no')
+  t.equal(expandVariables('${SET:+alt} ${EMPTY:+alt}|', vars), 'alt |')
+  const facts = parse('ARG DIR=/srv\nFROM node:22\nARG DIR\nARG U=1000\nWORKDIR\nWORKDIR $DIR\nWORKDIR app\nUSER ${U}:${U}\nENV NODE_ENV=production TAG="a b"\n')
+  t.match(facts, { workdir: '/srv/app', user: { value: '1000:1000' } }, 'a global ARG declared again in the stage; a WORKDIR without a path')
+  t.same([...facts.env], [['NODE_ENV', 'production'], ['TAG', 'a b']], 'the image\'s ENV: ARGs are not in it')
 })
 
 t.test('Dockerfile rules: signals and main-process corners', async (t) => {
