@@ -71,5 +71,8 @@ export function dockerfileEvidence (facts: DockerfileFacts): { node: string | un
       : NODE_PACKAGES.some((p) => facts.packages.has(p))
         ? 'it installs Node'
         : env ? `its ENV sets ${env}` : packageJson && !otherBase ? 'a package.json beside it' : undefined
-  return { node, other: node ? undefined : otherBase && `FROM ${facts.baseImage}` }
+  // A base the doctor knows without Node (scratch, distroless static, alpine, debian) is not Node either
+  // when nothing in the Dockerfile brings Node: a Go or Rust binary copied from a build stage.
+  const plain = facts.baseImage === 'scratch' || base?.node === false
+  return { node, other: node || !(otherBase || plain) ? undefined : `FROM ${facts.baseImage}` }
 }
