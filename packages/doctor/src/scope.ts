@@ -12,6 +12,7 @@ import { imageName, imageRepository, isKnownImage } from './images.js'
 import type { Manifest } from './manifests.js'
 import { containerEvidence, dockerfileEvidence } from './node-evidence.js'
 import { dig, list, obj, str, type Obj } from './values.js'
+import { workloadName } from './workload-rules.js'
 
 export interface ScopeOptions {
   /** Judge every container, Node or not. */
@@ -111,7 +112,7 @@ export function scopeNotes (judged: readonly Manifest[], verdict: (container: Ob
       notes.push({
         file: manifest.file,
         line: manifest.lineOf(['spec', 'template', 'spec', 'containers', i, 'image']),
-        message: `container ${str(container.name) ?? i} (${image}) ${why}`
+        message: `${workloadName(manifest.object)}: container ${str(container.name) ?? i} (${image}) ${why}`
       })
     })
   }

@@ -330,7 +330,7 @@ t.test('scope: the evidence that a container runs Node, and the note that says i
   const app = (image: string, extra: Record<string, unknown> = {}) => ({ 'k8s/a.yaml': workload('web', { image, ...extra }) })
   const noteOf = (report: { notes: Array<{ message: string }> }) => report.notes.map((n) => n.message)
   t.same(noteOf(doctorOn(t, { Dockerfile: 'FROM alpine:3.20\nRUN apk add --no-cache nodejs\nCOPY . /app\nUSER 1000\nENTRYPOINT ["/app/run"]\n', ...app('acme/pdf-server:1', { name: undefined }) })),
-    ['container 0 (acme/pdf-server:1) taken for Node: the only unknown image that may run Node, so taken as built from Dockerfile (it installs Node); if wrong, pass --image NAME (the image the Dockerfile builds) or --workload NAME'],
+    ['Deployment/web: container 0 (acme/pdf-server:1) taken for Node: the only unknown image that may run Node, so taken as built from Dockerfile (it installs Node); if wrong, pass --image NAME (the image the Dockerfile builds) or --workload NAME'],
     'a container without a name is named by its index')
   t.match(noteOf(doctorOn(t, { Dockerfile: 'FROM acme/base:1\nUSER 1000\nENTRYPOINT ["/app/run"]\n', ...app('acme/pdf-server:1') })), [/taken as built from Dockerfile; if wrong/], 'nothing in the Dockerfile says Node: the pairing alone')
   t.match(noteOf(doctorOn(t, { Dockerfile: 'FROM acme/base:1\nENV NODE_ENV=production\nUSER 1000\nCMD /app/run\n', ...app('acme/pdf-server:1') })), [/taken as built from Dockerfile \(its ENV sets NODE_ENV\)/], 'the Dockerfile\'s ENV, a shell-form CMD')
@@ -338,7 +338,7 @@ t.test('scope: the evidence that a container runs Node, and the note that says i
   t.match(doctorOn(t, python, { image: 'web' }).notJudged, [], '--image: the user says it is the app')
   t.match(doctorOn(t, { ...python, 'package.json': '{ "name": "web" }' }), { findings: [], notJudged: [{ reason: 'built from Dockerfile FROM python:3.12, which is not Node' }] }, 'named after the Dockerfile, which builds FROM python: NODE_ENV in its env is not enough')
   const shared = { 'k8s/a.yaml': workload('web', { image: 'acme/shop:1' }) + '---\n' + workload('ml', { image: 'acme/shop:1', command: ['python3', 'ml.py'] }) }
-  t.match(doctorOn(t, shared), { notJudged: [{ container: 'ml', reason: 'its command runs python3, not Node' }], notes: [{ message: /^container web \(acme\/shop:1\) taken for Node: the only image the doctor does not know, and nothing in the pod says otherwise/ }] },
+  t.match(doctorOn(t, shared), { notJudged: [{ container: 'ml', reason: 'its command runs python3, not Node' }], notes: [{ message: /^Deployment\/web: container web \(acme\/shop:1\) taken for Node: the only image the doctor does not know, and nothing in the pod says otherwise/ }] },
     'without a Dockerfile, one image run by a Node-less container and a python one')
   t.same(doctorOn(t, shared, { allContainers: true }).notes, [], '--all-containers: no note, every container is judged')
 })
