@@ -1,9 +1,10 @@
 // Which containers the doctor judges: by default the Node ones, so that a manifest with a database, a proxy
 // sidecar and an operator yields findings about the app only; the others are listed in one line as not
 // judged. A container is taken for Node on what the files say (see node-evidence.ts): its image or
-// command; being built from a Dockerfile that runs Node (the image --image names, the image named after
-// the Dockerfile's folder or package, else the only image of the manifests that is not a well-known one);
-// or, when nothing says it runs something else, a Node variable in its env. Where the evidence is indirect
+// command; being built from a Dockerfile that shows no other runtime (the image --image names, the image
+// named after the Dockerfile's folder or package, else the only image of the manifests that is not a
+// well-known one and that nothing says runs something else); or, when nothing says it runs something else,
+// a Node variable in its env. Where the evidence is indirect
 // the report says in one note why, so that a user can correct it with --image or --workload.
 import { readFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
@@ -72,20 +73,19 @@ export function scopeOf (workloads: readonly Manifest[], facts: DockerfileFacts 
     const reference = str(container.image) ?? ''
     const evidence = containerEvidence(container)
     const isBuilt = facts !== undefined && built.has(imageRepository(reference))
-    const taken = `taken for Node: ${evidence.hint}`
     let why: string | undefined
     let node = evidence.node !== undefined || (isBuilt && options.image !== undefined)
     if (!node && isBuilt && dockerfile?.other === undefined && evidence.other === undefined) {
-      // Built from the Dockerfile, unless that builds FROM python or golang: named after it, or the only unknown image beside it.
+      // Built from the Dockerfile (named after it, or the only candidate beside it), unless that shows another runtime.
       node = true
       if (paired) why = `taken for Node: the only unknown image that may run Node, so taken as built from ${(facts as DockerfileFacts).file}${dockerfile?.node ? ` (${dockerfile.node})` : ''}`
     } else if (!node && evidence.hint !== undefined && evidence.other === undefined && !(isBuilt && dockerfile?.other !== undefined)) {
       node = true
-      why = taken
+      why = `taken for Node: ${evidence.hint}`
     } else if (!node && facts === undefined && unknown.size === 1 && unknown.has(imageRepository(reference)) && evidence.other === undefined) {
       // Without a Dockerfile, the only image that is not a well-known one is taken for the app.
       node = true
-      why = 'taken for Node: the only image the doctor does not know, and nothing in the pod says otherwise'
+      why = 'taken for Node: the only unknown image that may run Node (no Dockerfile given)'
     }
     return {
       judged: options.allContainers || node,

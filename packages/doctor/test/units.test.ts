@@ -338,7 +338,7 @@ t.test('scope: the evidence that a container runs Node, and the note that says i
   t.match(doctorOn(t, python, { image: 'web' }).notJudged, [], '--image: the user says it is the app')
   t.match(doctorOn(t, { ...python, 'package.json': '{ "name": "web" }' }), { findings: [], notJudged: [{ reason: 'built from Dockerfile FROM python:3.12, which is not Node' }] }, 'named after the Dockerfile, which builds FROM python: NODE_ENV in its env is not enough')
   const shared = { 'k8s/a.yaml': workload('web', { image: 'acme/shop:1' }) + '---\n' + workload('ml', { image: 'acme/shop:1', command: ['python3', 'ml.py'] }) }
-  t.match(doctorOn(t, shared), { notJudged: [{ container: 'ml', reason: 'its command runs python3, not Node' }], notes: [{ message: /^Deployment\/web: container web \(acme\/shop:1\) taken for Node: the only image the doctor does not know, and nothing in the pod says otherwise/ }] },
+  t.match(doctorOn(t, shared), { notJudged: [{ container: 'ml', reason: 'its command runs python3, not Node' }], notes: [{ message: /^Deployment\/web: container web \(acme\/shop:1\) taken for Node: the only unknown image that may run Node \(no Dockerfile given\)/ }] },
     'without a Dockerfile, one image run by a Node-less container and a python one')
   t.same(doctorOn(t, shared, { allContainers: true }).notes, [], '--all-containers: no note, every container is judged')
 })
