@@ -1,20 +1,13 @@
 // Rules on the Dockerfile alone: how the main process is started, the stop signal, dev dependencies.
 import { existsSync, readFileSync } from 'node:fs'
-import { basename, join, relative } from 'node:path'
+import { basename, join, posix, relative } from 'node:path'
 import type { DockerfileFacts } from './dockerfile.js'
 import type { Finding } from './findings.js'
-import { describeImage, imageName } from './images.js'
+import { describeImage, imageName, type ImageInfo } from './images.js'
 import { mainProcess, tokenize, type MainProcess, type StartContext } from './main-process.js'
+import { DRAIN_SIGNALS, normalizeSignal } from './signals.js'
 
-/** Signals the plugin drains on by default. */
-export const DRAIN_SIGNALS = ['SIGTERM', 'SIGHUP', 'SIGINT']
-const SIGNAL_NUMBERS: Record<string, string> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 9: 'SIGKILL', 15: 'SIGTERM' }
-
-/** `term`, `15`, `SIGTERM` → `SIGTERM`. */
-export function normalizeSignal (signal: string): string {
-  const upper = signal.trim().toUpperCase()
-  return SIGNAL_NUMBERS[upper] ?? (upper.startsWith('SIG') ? upper : `SIG${upper}`)
-}
+export { DRAIN_SIGNALS, normalizeSignal }
 
 export function checkDockerfile (facts: DockerfileFacts, cwd: string = facts.dir): Finding[] {
   const findings: Finding[] = []
@@ -77,20 +70,50 @@ function devDependencyNames (dir: string, cwd: string): { file: string, names: s
 /** How the doctor reads the scripts and the shell of the image a Dockerfile builds. */
 export function startContext (facts: DockerfileFacts): StartContext {
   const base = describeImage(facts.baseImage)
+  const places = (script: string) => scriptPlaces(facts, script)
   const readScript = (script: string) => {
-    // The script's path in the image is unknown to the doctor: try it and each shorter suffix of it in the
-    // Dockerfile's folder (/app/bin/start.sh → app/bin/start.sh, bin/start.sh, start.sh).
-    const segments = script.split('/').filter((s) => s && s !== '.')
-    const found = segments.map((_, i) => join(facts.dir, ...segments.slice(i))).find((path) => existsSync(path))
+    const found = places(script).map((path) => join(facts.dir, path)).find((path) => existsSync(path))
     return found === undefined ? undefined : readFileSync(found, 'utf8')
   }
   return {
     shell: base?.shell,
     readScript,
+    lookedIn: (script) => `the doctor looked for it in the folder of ${facts.file}, the build context, at ${places(script).join(', ')}`,
     // The official node image's own docker-entrypoint.sh ends with exec "$@"; a copied one is the user's.
     imageScript: (script) => basename(script) === 'docker-entrypoint.sh' && base?.node === true && base.shell !== 'none' &&
       !facts.copied.has('docker-entrypoint.sh') && imageName(facts.baseImage) === 'node'
   }
+}
+
+/** How the doctor reads the start of an image it has no Dockerfile of: its scripts are out of reach. */
+export function imageStartContext (info: ImageInfo | undefined): StartContext {
+  return {
+    shell: info?.shell,
+    readScript: () => undefined,
+    lookedIn: () => 'the doctor reads scripts only from the build context of a Dockerfile given with --dockerfile',
+    imageScript: (script) => script === 'docker-entrypoint.sh' && info?.node === true && info.shell !== 'none'
+  }
+}
+
+/**
+ * Where a script the Dockerfile runs may be in the build context, relative to the Dockerfile's folder (the
+ * context `docker build -f Dockerfile <its folder>` uses): first where a COPY or ADD of the final stage
+ * puts it (`COPY .docker/scripts/entrypoint.sh /usr/local/bin/`, or a folder copied whole), then its path
+ * in the image and each shorter suffix of it (/app/bin/start.sh → app/bin/start.sh, bin/start.sh, start.sh).
+ */
+function scriptPlaces (facts: DockerfileFacts, script: string): string[] {
+  const inImage = posix.resolve(facts.workdir, script)
+  // A bare name is found on the PATH: any copy that lands a file of that name counts.
+  const matches = (target: string) => script.includes('/') ? target === inImage : posix.basename(target) === script
+  const copied = facts.copies.flatMap((copy) => copy.sources.flatMap((source) => {
+    const target = copy.intoFolder ? posix.join(copy.dest, posix.basename(source)) : copy.dest
+    if (matches(target)) return [posix.normalize(source)]
+    // A folder copied into dest: the script is inside it.
+    const inside = posix.relative(copy.dest, inImage)
+    return copy.intoFolder && !inside.startsWith('..') && (script.includes('/') || !inside.includes('/')) ? [posix.join(source, inside)] : []
+  }))
+  const segments = script.split('/').filter((s) => s && s !== '.')
+  return [...new Set([...copied, ...segments.map((_, i) => segments.slice(i).join('/'))])]
 }
 
 /** The main process the Dockerfile's ENTRYPOINT and CMD start (a shell-form ENTRYPOINT ignores CMD). */

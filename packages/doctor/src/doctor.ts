@@ -9,7 +9,7 @@ import { display, readText } from './files.js'
 import { InputError, type Finding } from './findings.js'
 import { loadManifests, type Manifest } from './manifests.js'
 import { isPatch, validateManifest } from './schema.js'
-import { scopeOf } from './scope.js'
+import { scopeNotes, scopeOf } from './scope.js'
 import { dig, obj, str } from './values.js'
 import { checkWorkload, DEFAULTS, isWorkload, workloadName, type WorkloadResult, type WorkloadSummary } from './workload-rules.js'
 
@@ -145,6 +145,7 @@ export function runDoctor (options: DoctorOptions): DoctorReport {
         overridden &&= result.overridesDockerfile
       }
     }
+    report.notes.push(...scopeNotes(judged, context.verdict))
     report.findings.push(...checkDisruptionBudgets(manifests, judged))
     // A Dockerfile's start command that every pod built from it replaces with its own command is not what runs.
     if (facts && usesDockerfile && overridden) {

@@ -105,6 +105,11 @@ export function hasExecutable (image: ImageInfo, executable: string, installed: 
 // Dockerfile builds.
 const SERVICES = /^(postgres(ql)?|mysql|mariadb|redis|valkey|mongo(db)?|memcached|rabbitmq|nginx(-unprivileged)?|httpd|haproxy|traefik|envoy|proxyv2|cloud-sql-proxy|cloudsql-proxy|elasticsearch|kibana|logstash|fluentd|fluent-bit|prometheus|alertmanager|pushgateway|grafana|loki|promtail|jaeger.*|opentelemetry-collector.*|vault|consul|etcd|zookeeper|kafka|cp-kafka|minio|cassandra|cert-manager-.*|curl|pause)$/
 
+/** An image without its tag and digest: `mynode:v1` and `mynode:v2` are one image, `mynode`. */
+export function imageRepository (reference: string): string {
+  return parseReference(reference.toLowerCase()).repository
+}
+
 /** The name of an image without registry, path and tag: `registry.example.com/shop/cart:1.2` → `cart`. */
 export function imageName (reference: string): string {
   return parseReference(reference.toLowerCase()).repository.split('/').at(-1) as string

@@ -7,6 +7,7 @@
 // keeps itself for a redirected command.
 import { basename } from 'node:path'
 import type { Finding } from './findings.js'
+import { termTrap } from './signals.js'
 
 /** One instruction or field the start command comes from. */
 export interface StartPart {
@@ -26,6 +27,8 @@ export interface StartContext {
   shell: ShellKind | undefined
   /** The text of a script the command names, when the doctor can read it. */
   readScript: (path: string) => string | undefined
+  /** Where the doctor looked for a script it could not read, for the fix: `the doctor looked for it in … at …`. */
+  lookedIn: (path: string) => string
   /** Whether a script the doctor cannot read is the base image's own (the official node image's docker-entrypoint.sh). */
   imageScript: (path: string) => boolean
 }
@@ -37,6 +40,8 @@ export interface MainProcess {
   privilegeDrop?: string | undefined
   /** The shell that handed over to the main process (`busybox sh`), if one did. */
   handedOverBy?: string | undefined
+  /** The script that stays the main process and forwards SIGTERM to Node, and what it does. */
+  forwardedBy?: string | undefined
   /** An entrypoint script the doctor could not read: it may do anything, also drop privileges. */
   unknownScript?: string | undefined
   finding?: Finding | undefined
@@ -128,13 +133,15 @@ export function mainProcess (parts: ReadonlyArray<StartPart | undefined>, contex
             ...base,
             message: `${showPart(part)} runs the script ${script.word}, which the doctor could not read, so the main process is unknown`,
             impact: `unless the script ends with exec (exec "$@" or exec node …), the shell running it stays the main process and ${NO_SIGNALS}`,
-            fix: `keep ${basename(script.word)} next to the Dockerfile (the doctor looks there) and end it with exec "$@" or exec node …`
+            fix: `end ${basename(script.word)} with exec "$@" or exec node … (${context.lookedIn(script.word)})`
           }
         }
       }
       if (DROP_IN_SCRIPT.test(text)) result.privilegeDrop = (DROP_IN_SCRIPT.exec(text) as RegExpExecArray)[1]
       const execs = [...text.matchAll(/^\s*exec\s+(.+)$/gm)].map((m) => (m[1] as string).trim())
       const last = execs.at(-1)
+      const trap = termTrap(text)
+      if (last === undefined && trap?.forwards) return { ...result, program: basename(script.word), forwardedBy: `${script.word}, which ${trap.found}` }
       if (last === undefined) {
         return {
           ...result,
@@ -143,9 +150,9 @@ export function mainProcess (parts: ReadonlyArray<StartPart | undefined>, contex
             rule: 'cmd-wrapper',
             severity: 'error',
             ...base,
-            message: `${showPart(part)} runs the script ${script.word}, which starts Node without exec: the shell running the script stays the main process, with Node as its child`,
-            impact: `the shell ${NO_SIGNALS}`,
-            fix: `end ${basename(script.word)} with exec node … (or exec "$@") so Node replaces the shell`
+            message: `${showPart(part)} runs the script ${script.word}, which starts Node without exec${trap ? ` and ${trap.found}` : ''}: the shell running the script stays the main process, with Node as its child`,
+            impact: trap ? 'Node stops without draining, and the requests in flight are cut' : `the shell ${NO_SIGNALS}`,
+            fix: `end ${basename(script.word)} with exec node … (or exec "$@") so Node replaces the shell${trap ? ', or forward the signal as it came: trap \'kill -TERM "$child"; wait "$child"\' TERM' : ''}`
           }
         }
       }

@@ -1,6 +1,6 @@
 // Rules on a Deployment or StatefulSet: preStop, probes, the timing budget, the rollout, the user.
 import { removedApi } from './api-versions.js'
-import { DRAIN_SIGNALS, normalizeSignal, startContext } from './dockerfile-rules.js'
+import { DRAIN_SIGNALS, imageStartContext, normalizeSignal, startContext } from './dockerfile-rules.js'
 import type { DockerfileFacts } from './dockerfile.js'
 import type { Finding, RuleId, Severity } from './findings.js'
 import { describeImage, hasExecutable, type ImageInfo } from './images.js'
@@ -281,13 +281,7 @@ function containerStart (container: Obj, manifest: Manifest, at: Path, built: Do
   if (!command && !args) return { main: undefined, overrides: false }
   const reference = str(container.image) ?? ''
   const info = describeImage(reference)
-  const context = built
-    ? startContext(built)
-    : {
-        shell: info?.shell,
-        readScript: () => undefined,
-        imageScript: (script: string) => script === 'docker-entrypoint.sh' && info?.node === true && info.shell !== 'none'
-      }
+  const context = built ? startContext(built) : imageStartContext(info)
   // `args` alone keeps the image's ENTRYPOINT; `command` replaces both.
   const entrypoint = command ?? (built ? built.entrypoint : undefined)
   const main = mainProcess(command ? [command, args] : [entrypoint, args], context)

@@ -10,7 +10,7 @@ import { mainProcess, tokenize, type ShellKind, type StartContext, type StartPar
 const cmd = (argv: string[] | string, keyword = 'CMD'): StartPart =>
   typeof argv === 'string' ? { keyword, file: 'Dockerfile', line: 9, argv: undefined, text: argv } : { keyword, file: 'Dockerfile', line: 9, argv, text: argv.join(' ') }
 const context = (shell: ShellKind | undefined, scripts: Record<string, string> = {}, image: string[] = []): StartContext =>
-  ({ shell, readScript: (path) => scripts[path.replace(/^\.\//, '')], imageScript: (path) => image.includes(path) })
+  ({ shell, readScript: (path) => scripts[path.replace(/^\.\//, '')], imageScript: (path) => image.includes(path), lookedIn: () => 'the doctor looked for it in the test' })
 const judge = (parts: StartPart[], shell: ShellKind | 'unknown' = 'dash', scripts: Record<string, string> = {}, image: string[] = []) => {
   const main = mainProcess(parts, context(shell === 'unknown' ? undefined : shell, scripts, image))
   return `${main.program ?? '?'}${main.finding ? ` ${main.finding.rule} ${main.finding.severity}` : ''}${main.privilegeDrop ? ` drop:${main.privilegeDrop}` : ''}`
@@ -78,6 +78,19 @@ t.test('entrypoint scripts: read, the image\'s own, or unknown', async (t) => {
   t.equal(judge([cmd(['drop.sh'], 'ENTRYPOINT'), cmd(['node', 'a.js'])], 'dash', scripts), 'node drop:su-exec')
   t.equal(judge([cmd(['docker-entrypoint.sh'], 'ENTRYPOINT'), cmd(['node', 'a.js'])], 'dash', {}, ['docker-entrypoint.sh']), 'node', 'the official node image\'s own script')
   t.equal(judge([cmd(['docker-entrypoint.sh'], 'ENTRYPOINT'), cmd(['node', 'a.js'])]), 'docker-entrypoint.sh cmd-wrapper warning', 'named but not given: unknown')
+})
+
+/* eslint-disable no-template-curly-in-string -- shell variables look like template expressions */
+t.test('entrypoint scripts that trap SIGTERM and forward it to Node', async (t) => {
+  const trapped = (trap: string) => mainProcess([cmd(['./start.sh'])], context('dash', { 'start.sh': `#!/bin/sh\n${trap}\nnode a.js &\nchild=$!\nwait "$child"\n` }))
+  t.match(trapped('trap \'kill -TERM "$child"\' TERM'), { program: 'start.sh', finding: undefined, forwardedBy: './start.sh, which forwards SIGTERM to Node ($child) with a trap on TERM, as SIGTERM' })
+  t.match(trapped('trap "kill -s INT $child; wait $child" SIGTERM 2'), { finding: undefined, forwardedBy: /with a trap on TERM INT, as SIGINT$/ }, 'kill -s, signal names and numbers')
+  t.match(trapped('trap \'kill ${child}\' 15'), { finding: undefined, forwardedBy: /as SIGTERM$/ }, 'kill without a signal sends SIGTERM')
+  t.match(trapped('function stop {\n  kill -HUP "$child"\n}\ntrap stop TERM'), { finding: undefined, forwardedBy: /as SIGHUP$/ }, 'a trap that calls a function')
+  t.match(trapped('trap \'echo bye\' TERM'), { finding: { rule: 'cmd-wrapper', severity: 'error', message: /sets a trap on TERM that does not pass the signal on to Node \(no kill "\$child" in it\)/, impact: /Node stops without draining/ } })
+  t.match(trapped('trap missing TERM'), { finding: { message: /does not pass the signal on/ } }, 'a function the script does not define')
+  t.match(trapped('trap \'kill -s KILL $child\' TERM'), { finding: { message: /sends Node SIGKILL \(kill -s KILL\), which ends it at once/, fix: /trap 'kill -TERM "\$child"; wait "\$child"' TERM/ } })
+  t.match(trapped('trap \'kill -TERM "$child"\' INT'), { finding: { message: /starts Node without exec: the shell/, impact: /never drains/ } }, 'a trap without TERM: the shell, PID 1, ignores SIGTERM')
 })
 
 t.test('tokenize', async (t) => {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import t from 'tap'
 import { parseDockerfile } from '../src/dockerfile.js'
+import { expandVariables } from '../src/dockerfile-vars.js'
 import { checkDockerfile, normalizeSignal } from '../src/dockerfile-rules.js'
 import { runDoctor, type DoctorOptions } from '../src/doctor.js'
 import { describeImage, hasExecutable } from '../src/images.js'
@@ -92,6 +93,19 @@ t.test('parseDockerfile: where dev dependencies come from', async (t) => {
   t.equal(copied('COPY --from=build /app/dist ./dist'), undefined, 'only the build output')
   t.equal(copied('COPY --from=node:22 /usr/local/lib/node_modules /x'), undefined, 'an image, not a stage')
   t.equal(copied('COPY node_modules ./node_modules'), undefined, 'from the build context')
+  t.equal(dev('ARG NODE_ENV="production"\nRUN npm ci\n'), undefined, 'a stage ARG is in RUN\'s environment; its quotes are not part of it')
+  t.match(dev('ENV NODE_ENV\nRUN npm ci\n'), { line: 4 }, 'an ENV without a value')
+  t.match(dev('ARG MODE\nENV NODE_ENV=$MODE\nRUN npm ci\n'), { line: 5 }, 'an ARG without a default, declared nowhere else')
+})
+
+t.test('Dockerfile variables: ARG defaults, their scope, and the expansions Docker knows', async (t) => {
+  const vars = new Map([['SET', 'yes'], ['EMPTY', '']])
+  t.equal(expandVariables('$SET ${SET} ${UNSET} $UNSET', vars), 'yes yes ${UNSET} $UNSET', 'an unknown variable is left as written')
+  t.equal(expandVariables('${SET:-no} ${EMPTY:-no} ${UNSET:-no}', vars), 'yes no no')
+  t.equal(expandVariables('${SET:+alt} ${EMPTY:+alt}|', vars), 'alt |')
+  const facts = parse('ARG DIR=/srv\nFROM node:22\nARG DIR\nARG U=1000\nWORKDIR\nWORKDIR $DIR\nWORKDIR app\nUSER ${U}:${U}\nENV NODE_ENV=production TAG="a b"\n')
+  t.match(facts, { workdir: '/srv/app', user: { value: '1000:1000' } }, 'a global ARG declared again in the stage; a WORKDIR without a path')
+  t.same([...facts.env], [['NODE_ENV', 'production'], ['TAG', 'a b']], 'the image\'s ENV: ARGs are not in it')
 })
 
 t.test('Dockerfile rules: signals and main-process corners', async (t) => {
@@ -310,6 +324,23 @@ t.test('scope: --workload, --image, --all-containers, and what counts as a Node 
   t.match(sidecars.notJudged, [{ container: '1', image: 'envoyproxy/envoy:v1.32', reason: 'a sidecar' }], 'a native sidecar without a name; an ordinary init container is not listed')
   const odd = doctorOn(t, { 'k8s/a.yaml': workload('web', { image: 'node:22' }, {}, { initContainers: ['text', { name: 'agent', restartPolicy: 'Always' }] }) })
   t.match(odd.notJudged, [{ container: 'agent', image: '', reason: 'a sidecar' }], 'init containers that are not objects, a sidecar without an image')
+})
+
+t.test('scope: the evidence that a container runs Node, and the note that says it', async (t) => {
+  const app = (image: string, extra: Record<string, unknown> = {}) => ({ 'k8s/a.yaml': workload('web', { image, ...extra }) })
+  const noteOf = (report: { notes: Array<{ message: string }> }) => report.notes.map((n) => n.message)
+  t.same(noteOf(doctorOn(t, { Dockerfile: 'FROM alpine:3.20\nRUN apk add --no-cache nodejs\nCOPY . /app\nUSER 1000\nENTRYPOINT ["/app/run"]\n', ...app('acme/pdf-server:1', { name: undefined }) })),
+    ['Deployment/web: container 0 (acme/pdf-server:1) taken for Node: the only unknown image that may run Node, so taken as built from Dockerfile (it installs Node); if wrong, pass --image NAME (the image the Dockerfile builds) or --workload NAME'],
+    'a container without a name is named by its index')
+  t.match(noteOf(doctorOn(t, { Dockerfile: 'FROM acme/base:1\nUSER 1000\nENTRYPOINT ["/app/run"]\n', ...app('acme/pdf-server:1') })), [/taken as built from Dockerfile; if wrong/], 'nothing in the Dockerfile says Node: the pairing alone')
+  t.match(noteOf(doctorOn(t, { Dockerfile: 'FROM acme/base:1\nENV NODE_ENV=production\nUSER 1000\nCMD /app/run\n', ...app('acme/pdf-server:1') })), [/taken as built from Dockerfile \(its ENV sets NODE_ENV\)/], 'the Dockerfile\'s ENV, a shell-form CMD')
+  const python = { Dockerfile: 'FROM python:3.12\nCMD ["python", "app.py"]\n', ...app('acme/web:1', { env: [{ name: 'NODE_ENV', value: 'production' }] }) }
+  t.match(doctorOn(t, python, { image: 'web' }).notJudged, [], '--image: the user says it is the app')
+  t.match(doctorOn(t, { ...python, 'package.json': '{ "name": "web" }' }), { findings: [], notJudged: [{ reason: 'built from Dockerfile FROM python:3.12, which is not Node' }] }, 'named after the Dockerfile, which builds FROM python: NODE_ENV in its env is not enough')
+  const shared = { 'k8s/a.yaml': workload('web', { image: 'acme/shop:1' }) + '---\n' + workload('ml', { image: 'acme/shop:1', command: ['python3', 'ml.py'] }) }
+  t.match(doctorOn(t, shared), { notJudged: [{ container: 'ml', reason: 'its command runs python3, not Node' }], notes: [{ message: /^Deployment\/web: container web \(acme\/shop:1\) taken for Node: the only unknown image that may run Node \(no Dockerfile given\)/ }] },
+    'without a Dockerfile, one image run by a Node-less container and a python one')
+  t.same(doctorOn(t, shared, { allContainers: true }).notes, [], '--all-containers: no note, every container is judged')
 })
 
 t.test('report: the not-judged line', async (t) => {
