@@ -20,8 +20,8 @@ const GOING_AWAY_REASON = 'server shutting down'
 type AnyServer = Server & { closeIdleConnections?: () => void, closeAllConnections?: () => void }
 type RequestListener = (req: IncomingMessage, res: RawResponse) => void
 
-/** An idle connection at the close phase's start, and how much it had read then. */
-interface Idle { socket: Duplex, bytesRead: number }
+/** The idle connections at the close phase's start, and how much each had read then (two arrays: no object each). */
+interface Idle { sockets: Duplex[], bytesRead: number[] }
 /** Stops accepting without http's closeIdleConnections (see close()). */
 const netClose = NetServer.prototype.close
 
@@ -175,12 +175,15 @@ export class Connections {
    */
   close (sseRetry: number): Promise<Notified> {
     const notified: Notified = { websockets: 0, websocketsUnmanaged: 0, streams: 0, http2Sessions: 0 }
-    const idle: Idle[] = []
+    const idle: Idle = { sockets: [], bytesRead: [] }
     for (const server of this.servers()) {
       // net.Server's close, not http's: that one destroys every idle connection at once (Node's
       // closeIdleConnections, ~40 µs a socket: 0.4 s with 10 000), and http2's on Node 24+ closes every session.
       if (server.listening) netClose.call(server)
-      for (const socket of idleConnections(server)) idle.push({ socket, bytesRead: (socket as Socket).bytesRead })
+      for (const socket of idleConnections(server)) {
+        idle.sockets.push(socket)
+        idle.bytesRead.push((socket as Socket).bytesRead)
+      }
     }
     const ws: Duplex[] = []
     const work = this.leave(sseRetry, notified, idle, ws)
@@ -198,7 +201,7 @@ export class Connections {
   }
 
   /** The close phase's work, one connection a step; a step that must wait for answers yields a promise. */
-  private * leave (sseRetry: number, notified: Notified, idle: Idle[], told: Duplex[]): Generator<Promise<void> | undefined> {
+  private * leave (sseRetry: number, notified: Notified, idle: Idle, told: Duplex[]): Generator<Promise<void> | undefined> {
     for (const socket of [...this.tracker.webSockets]) {
       const ws = webSocketOf(socket)
       if (ws === undefined) {
@@ -230,10 +233,11 @@ export class Connections {
       session.close()
       yield
     }
-    for (const { socket, bytesRead } of idle) {
+    for (let i = 0; i < idle.sockets.length; i++) {
+      const socket = idle.sockets[i] as Duplex
       // Still idle: nothing read since the listener closed (a request begun meanwhile is answered, with
       // `Connection: close`), no response in progress. The same test as Node's closeIdleConnections.
-      if ((socket as Socket).bytesRead !== bytesRead || !isIdle(socket)) continue
+      if ((socket as Socket).bytesRead !== idle.bytesRead[i] || !isIdle(socket)) continue
       // Closed here and now: its cost is this step's, not an answer's.
       socket.destroy()
       yield

@@ -82,8 +82,10 @@ export function webSocketOf (socket: Duplex): WsLike | undefined {
 
 /** Node 20–26 (lib/_http_server.js `socket._httpMessage`): the response an HTTP/1 connection is busy with. */
 export function responseOnSocket (socket: object): unknown {
-  return (socket as { _httpMessage?: unknown })._httpMessage
+  return (socket as { [RESPONSE_ON_SOCKET]?: unknown })[RESPONSE_ON_SOCKET]
 }
+/** The same field's name, for a walk of every connection that must not pay a call per connection (see requests.ts). */
+export const RESPONSE_ON_SOCKET = '_httpMessage'
 
 /**
  * Node 20–26 (lib/_http_server.js kConnections = Symbol('http.server.connections'), set once listening; its
