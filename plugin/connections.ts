@@ -246,7 +246,7 @@ export class Connections {
 
   /** Counts a told connection until it closes. */
   private follow (connection: Duplex | Http2Session): void {
-    // Every connection here is open, or destroyed with its 'close' still to come (it then leaves the set).
+    // Each one here is open, or destroyed with its 'close' still to come: either way 'close' comes once.
     this.leaving++
     connection.once('close', this.onLeft)
   }

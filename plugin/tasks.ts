@@ -33,7 +33,7 @@ export interface TaskInfo {
   ageMs: number
 }
 
-/** A task (with its Set entry and its `done`: ~170 bytes), or a WebSocket's (on its socket: ~200 bytes) (bench/RESULTS.md §7). */
+/** A task (with its Set entry and its `done`: ~170 bytes), or a WebSocket's, on its socket (~150 bytes with the rest): bench/RESULTS.md §7. */
 export interface Task {
   readonly kind: TaskKind
   readonly name: string
