@@ -97,9 +97,11 @@ export class RequestTracker {
    */
   private eachOnSocket (visit: (res: ServerResponse, socket: TrackedSocket) => void): void {
     if (this.listingAll) return
+    // A connection's current response is also listed only after a pipelined one moved up (none listed: none).
+    const anyListed = this.listed.length > 0
     for (const socket of this.sockets) {
       const res = socket[RESPONSE_ON_SOCKET]
-      if (res != null && !res.closed && (res as Listed)[kSlot] === undefined) visit(res, socket)
+      if (res != null && !res.closed && (!anyListed || (res as Listed)[kSlot] === undefined)) visit(res, socket)
     }
   }
 
