@@ -130,6 +130,8 @@ export class Graceful implements Member {
   /** fastify.close() without shutdown(): the close phase, then wait for tasks (bounded) before onClose hooks. */
   async onPreClose (): Promise<void> {
     if (this.running !== null) return
+    // As at a shutdown's start (begin()): every response listed from now on.
+    this.tracker.requests.listEveryResponse()
     this.closeConnections = true
     await this.enterClosePhase('fastify.close()')
     await this.waitForTasks()
@@ -227,7 +229,6 @@ export class Graceful implements Member {
     // (10 000 connections: each walks them once).
     for (let i = 0; i < 2; i++) await new Promise(resolve => setImmediate(resolve))
     this.current = STATES.CLOSING
-    this.tracker.requests.listEveryResponse()
     this.markInFlightConnectionClose()
     this.closed.abort(reason)
     const notified = await this.connections.close(this.config.sseRetry)
